@@ -1,0 +1,18 @@
+//! # osiris-engine
+//!
+//! The engine of Osiris in Rust: OML pipelines, the compiler and its fingerprinted manifest,
+//! connections, the DAG runtime whose edges carry Arrow `RecordBatch`es through a columnar step
+//! cache, the driver contract and component registry, and telemetry. It has no database or
+//! network code; drivers live in their own crates.
+
+pub mod connections;
+pub mod driver;
+pub mod manifest;
+pub mod prepared;
+pub mod registry;
+pub mod runtime;
+pub mod spec;
+pub mod telemetry;
+
+/// What secret values are replaced with wherever they would otherwise be shown.
+pub const MASK: &str = "***MASKED***";

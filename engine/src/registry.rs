@@ -1,0 +1,86 @@
+//! The component registry: name → component (spec + driver factory).
+//!
+//! The registry is a value, not a global: the CLI builds the built-in one, tests and embedding
+//! applications build their own.
+//!
+//! ```
+//! use osiris_engine::registry::Registry;
+//! let registry = Registry::new();
+//! assert!(registry.get("filesystem.csv_writer").is_none());
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::driver::{Driver, DriverError};
+use crate::spec::ComponentSpec;
+
+/// A component: its spec and a factory for its driver.
+pub trait Component: Send + Sync + 'static {
+    fn spec(&self) -> &ComponentSpec;
+
+    /// Parses and checks the step config (spec defaults already filled in, `component`, `mode`
+    /// and `connection` removed) and returns a driver ready to run. Does no I/O: the compiler
+    /// calls it to validate configs before anything runs.
+    fn create(&self, config: &Map<String, Value>) -> Result<Box<dyn Driver>, DriverError>;
+}
+
+/// Registry errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("component '{0}' is registered twice")]
+    Duplicate(String),
+}
+
+/// Name-keyed set of components.
+#[derive(Clone, Default)]
+pub struct Registry {
+    components: BTreeMap<String, Arc<dyn Component>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a component; a second component with the same name is an error.
+    pub fn register(&mut self, component: impl Component) -> Result<(), RegistryError> {
+        let name = component.spec().name.clone();
+        if self.components.contains_key(&name) {
+            return Err(RegistryError::Duplicate(name));
+        }
+        self.components.insert(name, Arc::new(component));
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Component>> {
+        self.components.get(name)
+    }
+
+    /// Components in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Component>> {
+        self.components.values()
+    }
+
+    /// Component names in order, for "did you mean" hints.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.components.keys().map(String::as_str)
+    }
+
+    /// Fingerprint input: `name@version` of every component, sorted.
+    pub fn fingerprint_source(&self) -> String {
+        self.components
+            .values()
+            .map(|c| format!("{}@{}", c.spec().name, c.spec().version))
+            .collect::<Vec<_>>()
+            .join("|")
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.components.keys()).finish()
+    }
+}

@@ -1,0 +1,497 @@
+//! The columnar step cache: the edge between a producing step and its consumers.
+//!
+//! Each producing step writes its batches into one [`OutputSink`]; every consumer (a downstream
+//! step, or a tap of an embedding application) reads them through its own [`InputReader`] at its
+//! own pace. A batch is dropped as soon as every consumer has read it. Batches that do not fit the
+//! run's [`MemoryBudget`] are written to an Arrow IPC spill file in the run directory and read back
+//! from there, so results are identical with and without spilling.
+//!
+//! Backpressure: a producer waits while its slowest consumer lags by more than the high-water
+//! mark. If that consumer makes no progress for [`STALL_TIMEOUT`] it is busy with another input
+//! (for example a join reading its other side first); waiting then could deadlock the DAG, so the
+//! producer goes on and its batches spill once the budget is used up.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{Cursor, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{ArrowError, Schema, SchemaRef};
+use futures::Stream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::budget::MemoryBudget;
+use crate::telemetry::{Event, StepCounters, StepTelemetry};
+
+/// How long a producer waits for a lagging consumer to make progress before treating it as
+/// blocked elsewhere.
+pub const STALL_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Upper bound of the per-output high-water mark.
+const MAX_HIGH_WATER: u64 = 64 * 1024 * 1024;
+
+/// Step cache errors.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("upstream step '{step_id}' failed")]
+    UpstreamFailed { step_id: String },
+    #[error("step '{step_id}': cannot use spill file {path}: {source}")]
+    SpillIo { step_id: String, path: PathBuf, source: std::io::Error },
+    #[error("step '{step_id}': cannot encode or decode spilled batch in {path}: {source}")]
+    SpillArrow { step_id: String, path: PathBuf, source: ArrowError },
+    #[error("step '{step_id}' sent a batch whose columns ({found}) differ from its declared schema ({expected})")]
+    SchemaMismatch { step_id: String, expected: String, found: String },
+}
+
+enum Entry {
+    Memory { batch: RecordBatch, bytes: u64 },
+    Spilled { offset: u64, len: u64 },
+}
+
+impl Entry {
+    fn bytes(&self) -> u64 {
+        match self {
+            Entry::Memory { bytes, .. } => *bytes,
+            Entry::Spilled { len, .. } => *len,
+        }
+    }
+}
+
+enum Done {
+    Ok,
+    Failed,
+}
+
+struct State {
+    schema: Option<SchemaRef>,
+    entries: VecDeque<Entry>,
+    /// Index of `entries[0]`.
+    first: u64,
+    /// Next read position of each consumer; `None` once the consumer is gone.
+    cursors: Vec<Option<u64>>,
+    /// Bytes of the entries still held (in memory or in the spill file).
+    held_bytes: u64,
+    done: Option<Done>,
+}
+
+impl State {
+    fn end(&self) -> u64 {
+        self.first + self.entries.len() as u64
+    }
+
+    fn slowest_cursor(&self) -> Option<u64> {
+        self.cursors.iter().flatten().copied().min()
+    }
+
+    /// Drops every entry that all live consumers have read.
+    fn release_read(&mut self, budget: &MemoryBudget) {
+        let keep_from = self.slowest_cursor().unwrap_or_else(|| self.end());
+        while self.first < keep_from {
+            let Some(entry) = self.entries.pop_front() else { break };
+            self.first += 1;
+            self.held_bytes -= entry.bytes();
+            if let Entry::Memory { bytes, .. } = entry {
+                budget.release(bytes);
+            }
+        }
+    }
+}
+
+enum Next {
+    Batch(RecordBatch),
+    Spilled { offset: u64, len: u64 },
+    End,
+    Wait,
+}
+
+/// One producing step's output, shared by its sink and its readers.
+struct Shared {
+    step_id: String,
+    state: Mutex<State>,
+    version: watch::Sender<u64>,
+    budget: Arc<MemoryBudget>,
+    spill_path: PathBuf,
+    high_water: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self) {
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        for entry in state.entries.drain(..) {
+            if let Entry::Memory { bytes, .. } = entry {
+                self.budget.release(bytes);
+            }
+        }
+        let _ = std::fs::remove_file(&self.spill_path);
+    }
+}
+
+/// Creates the cache edge of one producing step.
+pub struct StepOutput {
+    shared: Arc<Shared>,
+}
+
+impl StepOutput {
+    /// An output without consumers yet (add them with [`StepOutput::reader`] before the producer
+    /// starts), spilling to `<spill_dir>/<step_id>.arrows`.
+    pub fn new(step_id: &str, budget: Arc<MemoryBudget>, spill_dir: &Path) -> Self {
+        let high_water = (budget.limit() / 4).clamp(1, MAX_HIGH_WATER);
+        let state = State {
+            schema: None,
+            entries: VecDeque::new(),
+            first: 0,
+            cursors: Vec::new(),
+            held_bytes: 0,
+            done: None,
+        };
+        let shared = Shared {
+            step_id: step_id.to_string(),
+            state: Mutex::new(state),
+            version: watch::channel(0).0,
+            budget,
+            spill_path: spill_dir.join(format!("{}.arrows", sanitize_file_name(step_id))),
+            high_water,
+        };
+        StepOutput { shared: Arc::new(shared) }
+    }
+
+    /// Adds a consumer. A consumer added after the producer started sees only the batches that
+    /// are still held.
+    pub fn reader(&self, cancel: CancellationToken, counters: Arc<StepCounters>) -> InputReader {
+        let consumer = {
+            let mut state = self.shared.lock();
+            let first = state.first;
+            state.cursors.push(Some(first));
+            state.cursors.len() - 1
+        };
+        InputReader { shared: self.shared.clone(), consumer, cancel, counters, spill_file: None }
+    }
+
+    /// The producer's sink.
+    pub fn sink(&self, cancel: CancellationToken, telemetry: StepTelemetry) -> OutputSink {
+        OutputSink {
+            shared: self.shared.clone(),
+            cancel,
+            telemetry,
+            spill: None,
+            stalled_at: None,
+            spill_stats: SpillStats::default(),
+        }
+    }
+
+    /// Marks the output complete (`ok`) or failed; readers see the end or an upstream failure.
+    pub fn finish(&self, ok: bool) {
+        self.shared.lock().done = Some(if ok { Done::Ok } else { Done::Failed });
+        self.shared.bump();
+    }
+}
+
+#[derive(Default)]
+struct SpillStats {
+    batches: u64,
+    rows: u64,
+    bytes: u64,
+}
+
+/// Where a producing step sends its batches.
+pub struct OutputSink {
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    telemetry: StepTelemetry,
+    spill: Option<(File, u64)>,
+    /// Slowest cursor position at which the consumer was found stalled.
+    stalled_at: Option<u64>,
+    spill_stats: SpillStats,
+}
+
+impl OutputSink {
+    /// Declares the output schema before (or without) any batch, so consumers can write a
+    /// header for an empty result.
+    pub fn set_schema(&mut self, schema: SchemaRef) {
+        let mut state = self.shared.lock();
+        if state.schema.is_none() {
+            state.schema = Some(schema);
+            drop(state);
+            self.shared.bump();
+        }
+    }
+
+    /// Sends one batch, waiting while the consumers lag too far behind.
+    pub async fn send(&mut self, batch: RecordBatch) -> Result<(), CacheError> {
+        self.check_schema(&batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let rows = batch.num_rows() as u64;
+        self.wait_for_consumers().await?;
+        if self.shared.lock().slowest_cursor().is_none() {
+            // Every consumer is gone (failed or cancelled): nothing will read this batch.
+            self.telemetry.counters().rows_out.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+        let bytes = batch.get_array_memory_size() as u64;
+        let entry = if self.shared.budget.try_reserve(bytes) {
+            Entry::Memory { batch, bytes }
+        } else {
+            self.spill(&batch)?
+        };
+        {
+            let mut state = self.shared.lock();
+            state.held_bytes += entry.bytes();
+            state.entries.push_back(entry);
+        }
+        self.telemetry.counters().rows_out.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        self.shared.bump();
+        Ok(())
+    }
+
+    fn check_schema(&mut self, batch: &RecordBatch) -> Result<(), CacheError> {
+        let mut state = self.shared.lock();
+        match &state.schema {
+            None => {
+                state.schema = Some(batch.schema());
+                Ok(())
+            }
+            Some(schema) if schema.fields() == batch.schema().fields() => Ok(()),
+            Some(schema) => Err(CacheError::SchemaMismatch {
+                step_id: self.shared.step_id.clone(),
+                expected: describe_fields(schema),
+                found: describe_fields(&batch.schema()),
+            }),
+        }
+    }
+
+    async fn wait_for_consumers(&mut self) -> Result<(), CacheError> {
+        let mut changes = self.shared.version.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let slowest = {
+                let state = self.shared.lock();
+                match state.slowest_cursor() {
+                    Some(cursor) if state.held_bytes >= self.shared.high_water => cursor,
+                    _ => return Ok(()),
+                }
+            };
+            if self.stalled_at == Some(slowest) {
+                return Ok(());
+            }
+            self.stalled_at = None;
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(CacheError::Cancelled),
+                changed = tokio::time::timeout(STALL_TIMEOUT, changes.changed()) => {
+                    if changed.is_err() && self.shared.lock().slowest_cursor() == Some(slowest) {
+                        self.stalled_at = Some(slowest);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn spill(&mut self, batch: &RecordBatch) -> Result<Entry, CacheError> {
+        let path = &self.shared.spill_path;
+        let io_err = |source| CacheError::SpillIo { step_id: self.shared.step_id.clone(), path: path.clone(), source };
+        let arrow_err =
+            |source| CacheError::SpillArrow { step_id: self.shared.step_id.clone(), path: path.clone(), source };
+        if self.spill.is_none() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io_err)?;
+            }
+            let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).map_err(io_err)?;
+            self.spill = Some((file, 0));
+            self.telemetry.event(Event::CacheSpillStart {
+                step_id: self.shared.step_id.clone(),
+                path: path.display().to_string(),
+                budget_bytes: self.shared.budget.limit(),
+                used_bytes: self.shared.budget.used(),
+            });
+        }
+        let mut encoded = Vec::new();
+        {
+            let mut writer = StreamWriter::try_new(&mut encoded, &batch.schema()).map_err(arrow_err)?;
+            writer.write(batch).map_err(arrow_err)?;
+            writer.finish().map_err(arrow_err)?;
+        }
+        let (file, offset) = self.spill.as_mut().expect("spill file opened above");
+        file.write_all(&encoded).map_err(io_err)?;
+        let entry = Entry::Spilled { offset: *offset, len: encoded.len() as u64 };
+        *offset += encoded.len() as u64;
+        self.spill_stats.batches += 1;
+        self.spill_stats.rows += batch.num_rows() as u64;
+        self.spill_stats.bytes += encoded.len() as u64;
+        Ok(entry)
+    }
+}
+
+impl Drop for OutputSink {
+    fn drop(&mut self) {
+        if self.spill_stats.batches > 0 {
+            self.telemetry.event(Event::CacheSpillComplete {
+                step_id: self.shared.step_id.clone(),
+                batches: self.spill_stats.batches,
+                rows: self.spill_stats.rows,
+                bytes: self.spill_stats.bytes,
+            });
+            self.telemetry.metric(
+                crate::telemetry::MetricName::CacheSpilledBytes,
+                self.spill_stats.bytes,
+                crate::telemetry::Unit::Bytes,
+            );
+        }
+    }
+}
+
+/// A consumer's view of one upstream output.
+pub struct InputReader {
+    shared: Arc<Shared>,
+    consumer: usize,
+    cancel: CancellationToken,
+    counters: Arc<StepCounters>,
+    spill_file: Option<File>,
+}
+
+impl InputReader {
+    /// The upstream step id.
+    pub fn step_id(&self) -> &str {
+        &self.shared.step_id
+    }
+
+    /// The output schema; waits until the producer declares it (or sends its first batch).
+    /// An upstream that ends without declaring one yields an empty schema.
+    pub async fn schema(&mut self) -> Result<SchemaRef, CacheError> {
+        let mut changes = self.shared.version.subscribe();
+        loop {
+            changes.borrow_and_update();
+            {
+                let state = self.shared.lock();
+                if let Some(Done::Failed) = state.done {
+                    return Err(CacheError::UpstreamFailed { step_id: self.shared.step_id.clone() });
+                }
+                if let Some(schema) = &state.schema {
+                    return Ok(schema.clone());
+                }
+                if state.done.is_some() {
+                    return Ok(Arc::new(Schema::empty()));
+                }
+            }
+            self.wait(&mut changes).await?;
+        }
+    }
+
+    /// The next batch, or `None` at the end of the upstream output.
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, CacheError> {
+        let mut changes = self.shared.version.subscribe();
+        loop {
+            changes.borrow_and_update();
+            match self.take_next()? {
+                Next::Batch(batch) => return Ok(Some(self.count(batch))),
+                Next::Spilled { offset, len } => {
+                    let batch = self.read_spilled(offset, len)?;
+                    return Ok(Some(self.count(batch)));
+                }
+                Next::End => return Ok(None),
+                Next::Wait => self.wait(&mut changes).await?,
+            }
+        }
+    }
+
+    /// Advances this consumer's cursor if a batch is available.
+    fn take_next(&self) -> Result<Next, CacheError> {
+        let mut state = self.shared.lock();
+        if let Some(Done::Failed) = state.done {
+            return Err(CacheError::UpstreamFailed { step_id: self.shared.step_id.clone() });
+        }
+        let cursor = state.cursors[self.consumer].expect("a live reader has a cursor");
+        if cursor >= state.end() {
+            return Ok(if state.done.is_some() { Next::End } else { Next::Wait });
+        }
+        let next = match &state.entries[(cursor - state.first) as usize] {
+            Entry::Memory { batch, .. } => Next::Batch(batch.clone()),
+            Entry::Spilled { offset, len } => Next::Spilled { offset: *offset, len: *len },
+        };
+        state.cursors[self.consumer] = Some(cursor + 1);
+        state.release_read(&self.shared.budget);
+        drop(state);
+        self.shared.bump();
+        Ok(next)
+    }
+
+    /// Turns the reader into a `Stream` of batches.
+    pub fn into_stream(self) -> impl Stream<Item = Result<RecordBatch, CacheError>> + Send {
+        futures::stream::unfold(self, |mut reader| async move {
+            match reader.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), reader)),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), reader)),
+            }
+        })
+    }
+
+    fn count(&self, batch: RecordBatch) -> RecordBatch {
+        self.counters.rows_in.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        batch
+    }
+
+    async fn wait(&self, changes: &mut watch::Receiver<u64>) -> Result<(), CacheError> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(CacheError::Cancelled),
+            _ = changes.changed() => Ok(()),
+        }
+    }
+
+    fn read_spilled(&mut self, offset: u64, len: u64) -> Result<RecordBatch, CacheError> {
+        let path = &self.shared.spill_path;
+        let step_id = &self.shared.step_id;
+        let io_err = |source| CacheError::SpillIo { step_id: step_id.clone(), path: path.clone(), source };
+        let arrow_err = |source| CacheError::SpillArrow { step_id: step_id.clone(), path: path.clone(), source };
+        if self.spill_file.is_none() {
+            self.spill_file = Some(File::open(path).map_err(io_err)?);
+        }
+        let file = self.spill_file.as_ref().expect("opened above");
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, offset).map_err(io_err)?;
+        let mut reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(arrow_err)?;
+        match reader.next() {
+            Some(batch) => batch.map_err(arrow_err),
+            None => Err(arrow_err(ArrowError::IpcError("spilled segment holds no batch".into()))),
+        }
+    }
+}
+
+impl Drop for InputReader {
+    fn drop(&mut self) {
+        {
+            let mut state = self.shared.lock();
+            state.cursors[self.consumer] = None;
+            state.release_read(&self.shared.budget);
+        }
+        self.shared.bump();
+    }
+}
+
+fn describe_fields(schema: &Schema) -> String {
+    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+}
+
+fn sanitize_file_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}

@@ -1,0 +1,229 @@
+//! Component specifications: what a component is called, which modes it supports, which config
+//! keys it takes (types, defaults, required keys, secrets) and which connection family it uses.
+//!
+//! A spec is the contract between a pipeline author and a driver: the validator checks OML steps
+//! against it, the compiler fills defaults from it, `osiris components show` prints it and
+//! `docs/components.md` is generated from it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a step does with data. OML spells these `read`, `transform` and `write`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Produces batches from an external source (OML `read`).
+    Extract,
+    /// Consumes its inputs and produces batches.
+    Transform,
+    /// Consumes its inputs and writes them to an external target; produces no batches.
+    Write,
+}
+
+impl Mode {
+    /// Maps an OML mode (`read`, `transform`, `write`) to a component mode.
+    pub fn from_oml(mode: &str) -> Option<Mode> {
+        match mode {
+            "read" => Some(Mode::Extract),
+            "transform" => Some(Mode::Transform),
+            "write" => Some(Mode::Write),
+            _ => None,
+        }
+    }
+
+    /// The component-side name (`extract`, `transform`, `write`), as written into `cfg/<step>.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Extract => "extract",
+            Mode::Transform => "transform",
+            Mode::Write => "write",
+        }
+    }
+
+    /// Whether steps in this mode produce an output that downstream steps can read.
+    pub fn produces_output(self) -> bool {
+        !matches!(self, Mode::Write)
+    }
+}
+
+/// The JSON type a config value must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Object,
+    Array,
+    /// Any JSON value (the driver checks it).
+    Any,
+}
+
+impl FieldType {
+    /// Whether `value` is acceptable for this type (`null` is accepted for optional fields
+    /// elsewhere, not here).
+    pub fn accepts(self, value: &Value) -> bool {
+        match self {
+            FieldType::String => value.is_string(),
+            FieldType::Integer => value.is_i64() || value.is_u64(),
+            FieldType::Number => value.is_number(),
+            FieldType::Boolean => value.is_boolean(),
+            FieldType::Object => value.is_object(),
+            FieldType::Array => value.is_array(),
+            FieldType::Any => true,
+        }
+    }
+
+    /// Lower-case name used in messages and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+            FieldType::Object => "object",
+            FieldType::Array => "array",
+            FieldType::Any => "any",
+        }
+    }
+}
+
+/// One key of a component's config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+    /// Filled into `cfg/<step>.json` by the compiler when the step does not set the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Allowed values, when the key is an enumeration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<Value>,
+    /// Secret keys must never be written inline in OML; they come from a connection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+    pub description: String,
+}
+
+impl ConfigField {
+    fn new(name: &str, field_type: FieldType, description: &str) -> Self {
+        ConfigField {
+            name: name.to_string(),
+            field_type,
+            required: false,
+            default: None,
+            allowed: Vec::new(),
+            secret: false,
+            description: description.to_string(),
+        }
+    }
+
+    /// A required key.
+    pub fn required(name: &str, field_type: FieldType, description: &str) -> Self {
+        ConfigField { required: true, ..Self::new(name, field_type, description) }
+    }
+
+    /// An optional key without a default.
+    pub fn optional(name: &str, field_type: FieldType, description: &str) -> Self {
+        Self::new(name, field_type, description)
+    }
+
+    /// An optional key with a default that the compiler fills in.
+    pub fn with_default(name: &str, field_type: FieldType, default: Value, description: &str) -> Self {
+        ConfigField { default: Some(default), ..Self::new(name, field_type, description) }
+    }
+
+    /// Restricts the key to these values.
+    pub fn allowed<I: IntoIterator<Item = V>, V: Into<Value>>(mut self, values: I) -> Self {
+        self.allowed = values.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Marks the key as a secret.
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+}
+
+/// May a step override a field that its connection provides?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverridePolicy {
+    Allowed,
+    Warning,
+    Forbidden,
+}
+
+/// A field a connection provides (for example `host` of a MySQL connection).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionField {
+    pub name: String,
+    #[serde(rename = "override")]
+    pub override_policy: OverridePolicy,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+/// Which connection family a component uses and what the connection provides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionSpec {
+    /// Family in `osiris_connections.yaml` (`mysql`, `filesystem`, ...).
+    pub family: String,
+    /// Must a step name a connection (or the family have a default alias)?
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<ConnectionField>,
+}
+
+/// The full description of a component.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentSpec {
+    /// `family.kind`, e.g. `filesystem.csv_writer`.
+    pub name: String,
+    pub version: String,
+    /// One line for `components list`.
+    pub title: String,
+    /// Longer text for `components show` and the docs.
+    pub description: String,
+    pub modes: Vec<Mode>,
+    pub config: Vec<ConfigField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionSpec>,
+    /// A small OML step config shown in docs and `components show`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<Value>,
+}
+
+impl ComponentSpec {
+    /// The family part of the name (`filesystem` for `filesystem.csv_writer`).
+    pub fn family(&self) -> &str {
+        self.name.split('.').next().unwrap_or(&self.name)
+    }
+
+    /// Looks up a config key.
+    pub fn field(&self, name: &str) -> Option<&ConfigField> {
+        self.config.iter().find(|f| f.name == name)
+    }
+
+    /// Names of secret config keys and secret connection fields.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        let config = self.config.iter().filter(|f| f.secret).map(|f| f.name.as_str());
+        let conn = self
+            .connection
+            .iter()
+            .flat_map(|c| c.fields.iter())
+            .filter(|f| f.secret)
+            .map(|f| f.name.as_str());
+        config.chain(conn)
+    }
+
+    /// Whether the component runs in `mode`.
+    pub fn supports(&self, mode: Mode) -> bool {
+        self.modes.contains(&mode)
+    }
+}

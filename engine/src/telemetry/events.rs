@@ -1,0 +1,175 @@
+//! The event and metric catalogue. Every name a run can emit is a variant here.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A timestamped event or metric of a session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// ISO-8601 UTC with microseconds and `+00:00`, as Osiris writes it.
+    #[serde(with = "osiris_ts")]
+    pub ts: DateTime<Utc>,
+    pub session: String,
+    #[serde(flatten)]
+    pub body: RecordBody,
+}
+
+/// Either an event line or a metric line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RecordBody {
+    Event(Event),
+    Metric(Metric),
+}
+
+/// Every event a run emits. Serialized as `"event": "<snake_case name>"` plus the fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run begins (after compilation, before any step).
+    RunStart {
+        pipeline_id: String,
+        profile: String,
+        manifest_hash: String,
+        manifest_short: String,
+        adapter: String,
+        steps_total: usize,
+        memory_budget_bytes: u64,
+    },
+    /// A step's driver starts.
+    StepStart { step_id: String, driver: String },
+    /// A step is wired to the output of one of its `needs`.
+    InputsResolved { step_id: String, from_step: String, key: String, from_memory: bool },
+    /// A step's connection is about to be bound.
+    ConnectionResolveStart { step_id: String, family: String, alias: String },
+    /// A step's connection was bound (secrets read from the environment) or failed to bind.
+    ConnectionResolveComplete {
+        step_id: String,
+        family: String,
+        alias: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A file was written into the step's artifacts directory.
+    ArtifactCreated { step_id: String, artifact_type: String, path: String },
+    /// The step cache began spilling a step's output to disk (budget exhausted).
+    CacheSpillStart { step_id: String, path: String, budget_bytes: u64, used_bytes: u64 },
+    /// A step's output is complete; how much of it went through the spill file.
+    CacheSpillComplete { step_id: String, batches: u64, rows: u64, bytes: u64 },
+    /// A step finished successfully.
+    StepComplete { step_id: String, driver: String, duration: f64, rows_in: u64, rows_out: u64 },
+    /// A step failed.
+    StepError {
+        step_id: String,
+        driver: String,
+        duration: f64,
+        error: String,
+        error_code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    /// A step did not run to completion because an upstream step failed or the run was aborted.
+    StepCancelled { step_id: String, driver: String, reason: String },
+    /// The run failed; names the first failed step.
+    RunError { step_id: String, error_code: String, message: String },
+    /// All steps have ended.
+    CleanupComplete { steps_executed: usize, total_rows: u64 },
+    /// The run ends; `status` is `success` or `failed`.
+    RunEnd {
+        status: String,
+        duration_seconds: f64,
+        steps_completed: usize,
+        steps_failed: usize,
+        steps_cancelled: usize,
+    },
+}
+
+impl Event {
+    /// The event name as written in `events.jsonl`.
+    pub fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m.get("event").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Metric names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricName {
+    /// Rows an extractor read from its source.
+    RowsRead,
+    /// Rows a writer wrote to its target.
+    RowsWritten,
+    BytesRead,
+    BytesWritten,
+    /// Rows a step consumed from its inputs.
+    RowsIn,
+    /// Rows a step produced.
+    RowsOut,
+    /// Wall time of a step.
+    StepDuration,
+    /// Bytes of a step's output that went through the spill file.
+    CacheSpilledBytes,
+    /// Highest step-cache memory use during the run.
+    CachePeakBytes,
+    /// Wall time of all steps.
+    ExecutionDuration,
+}
+
+/// Unit of a metric value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Rows,
+    Bytes,
+    Seconds,
+}
+
+/// A metric value: integers stay integers in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetricValue {
+    Int(u64),
+    Float(f64),
+}
+
+impl From<u64> for MetricValue {
+    fn from(v: u64) -> Self {
+        MetricValue::Int(v)
+    }
+}
+
+impl From<f64> for MetricValue {
+    fn from(v: f64) -> Self {
+        MetricValue::Float(v)
+    }
+}
+
+/// A metric line: `{"metric": name, "value": v, "step_id"?: id, "unit": unit}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    #[serde(rename = "metric")]
+    pub name: MetricName,
+    pub value: MetricValue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    pub unit: Unit,
+}
+
+mod osiris_ts {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        // Osiris writes `2025-10-07T14:22:21.532114+00:00`.
+        s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Micros, false))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    }
+}
