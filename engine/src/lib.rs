@@ -10,6 +10,7 @@ pub mod driver;
 pub mod manifest;
 pub mod prepared;
 pub mod registry;
+pub mod runlog;
 pub mod runtime;
 pub mod spec;
 pub mod telemetry;

@@ -569,3 +569,6 @@ fn sanitize_identifier(id: &str) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,370 @@
+//! Runtime tests with small in-memory drivers: fan-out, spilling, failures, deadlock freedom.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::connections::ProcessEnv;
+use crate::driver::{Driver, parse_config};
+use crate::manifest::{Fingerprints, Manifest, ManifestMeta, ManifestPipeline, Toolchain};
+use crate::prepared::{PreparedRun, PreparedStep, RunLimits, RunMetadata};
+use crate::registry::Component;
+use crate::spec::{ComponentSpec, ConfigField, FieldType};
+use crate::telemetry::{MemorySink, RecordBody};
+
+/// Collected batches per collector name.
+fn collected() -> &'static Mutex<HashMap<String, Vec<RecordBatch>>> {
+    static COLLECTED: OnceLock<Mutex<HashMap<String, Vec<RecordBatch>>>> = OnceLock::new();
+    COLLECTED.get_or_init(Default::default)
+}
+
+fn spec(name: &str, mode: Mode) -> ComponentSpec {
+    ComponentSpec {
+        name: name.into(),
+        version: "0.1.0".into(),
+        title: name.into(),
+        description: String::new(),
+        modes: vec![mode],
+        config: vec![ConfigField::optional("n", FieldType::Any, "")],
+        connection: None,
+        example: None,
+    }
+}
+
+#[derive(Deserialize, Debug)]
+struct GenerateConfig {
+    rows: i64,
+    batch: i64,
+}
+
+#[derive(Debug)]
+struct Generate(GenerateConfig);
+
+#[async_trait]
+impl Driver for Generate {
+    async fn run(self: Box<Self>, ctx: StepContext, mut io: StepIo) -> Result<(), DriverError> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, true),
+        ]));
+        let mut output = io.take_output()?;
+        output.set_schema(schema.clone());
+        let mut start = 0;
+        while start < self.0.rows {
+            let end = (start + self.0.batch).min(self.0.rows);
+            let ids = Int64Array::from_iter_values(start..end);
+            let texts = StringArray::from_iter((start..end).map(|i| (i % 7 != 0).then(|| format!("row {i} of {}", ctx.step_id))));
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(texts)]).unwrap();
+            ctx.telemetry.add_rows_read((end - start) as u64);
+            output.send(batch).await?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize, Debug)]
+struct CollectConfig {
+    name: String,
+    #[serde(default)]
+    fail_after: Option<usize>,
+}
+
+/// Reads its inputs one after the other, each completely (like a join building its sides).
+#[derive(Debug)]
+struct Collect(CollectConfig);
+
+#[async_trait]
+impl Driver for Collect {
+    async fn run(self: Box<Self>, ctx: StepContext, io: StepIo) -> Result<(), DriverError> {
+        let mut batches = Vec::new();
+        for mut input in io.inputs {
+            while let Some(batch) = input.reader.next_batch().await? {
+                ctx.telemetry.add_rows_written(batch.num_rows() as u64);
+                batches.push(batch);
+                if Some(batches.len()) == self.0.fail_after {
+                    return Err(DriverError::new("write.io_error", "disk on fire").with_hint("call the fire brigade"));
+                }
+            }
+        }
+        collected().lock().unwrap().insert(self.0.name.clone(), batches);
+        Ok(())
+    }
+}
+
+/// Copies its single input to its output.
+#[derive(Debug)]
+struct Pass;
+
+#[async_trait]
+impl Driver for Pass {
+    async fn run(self: Box<Self>, _ctx: StepContext, mut io: StepIo) -> Result<(), DriverError> {
+        let mut output = io.take_output()?;
+        let mut input = io.single_input()?;
+        output.set_schema(input.reader.schema().await?);
+        while let Some(batch) = input.reader.next_batch().await? {
+            output.send(batch).await?;
+        }
+        Ok(())
+    }
+}
+
+struct TestComponent {
+    spec: ComponentSpec,
+    make: fn(&Map<String, Value>) -> Result<Box<dyn Driver>, DriverError>,
+}
+
+impl Component for TestComponent {
+    fn spec(&self) -> &ComponentSpec {
+        &self.spec
+    }
+    fn create(&self, config: &Map<String, Value>) -> Result<Box<dyn Driver>, DriverError> {
+        (self.make)(config)
+    }
+}
+
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    r.register(TestComponent {
+        spec: spec("test.generate", Mode::Extract),
+        make: |c| Ok(Box::new(Generate(parse_config(c)?))),
+    })
+    .unwrap();
+    r.register(TestComponent { spec: spec("test.pass", Mode::Transform), make: |_| Ok(Box::new(Pass)) }).unwrap();
+    r.register(TestComponent { spec: spec("test.collect", Mode::Write), make: |c| Ok(Box::new(Collect(parse_config(c)?))) })
+        .unwrap();
+    r
+}
+
+fn step(id: &str, component: &str, mode: Mode, needs: &[&str], config: Value) -> PreparedStep {
+    PreparedStep {
+        id: id.into(),
+        component: component.into(),
+        mode,
+        needs: needs.iter().map(|s| s.to_string()).collect(),
+        config: config.as_object().unwrap().clone(),
+        connection: None,
+    }
+}
+
+fn prepared(steps: Vec<PreparedStep>, memory_budget: u64) -> PreparedRun {
+    let fp = || "sha256:0".to_string();
+    PreparedRun {
+        manifest: Manifest {
+            meta: ManifestMeta {
+                generated_at: String::new(),
+                manifest_hash: "0".repeat(64),
+                manifest_short: "0000000".into(),
+                oml_version: "0.1.0".into(),
+                profile: "dev".into(),
+                run_id: "${run_id}".into(),
+                toolchain: Toolchain { compiler: "test".into(), registry: "test".into() },
+            },
+            metadata: None,
+            name: Some("test".into()),
+            pipeline: ManifestPipeline {
+                fingerprints: Fingerprints {
+                    compiler_fp: fp(),
+                    manifest_fp: fp(),
+                    oml_fp: fp(),
+                    params_fp: fp(),
+                    profile: "dev".into(),
+                    registry_fp: fp(),
+                },
+                id: "test".into(),
+                version: "0.1.0".into(),
+            },
+            steps: Vec::new(),
+        },
+        steps,
+        params: Default::default(),
+        limits: RunLimits { memory_budget, batch_size: 1024 },
+        metadata: RunMetadata {
+            run_id: "run".into(),
+            pipeline_id: "test".into(),
+            pipeline_slug: "test".into(),
+            profile: "dev".into(),
+            adapter: "local".into(),
+            created_at: String::new(),
+        },
+    }
+}
+
+async fn run(steps: Vec<PreparedStep>, memory_budget: u64) -> (RunReport, Vec<crate::telemetry::Record>) {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(MemorySink::new());
+    let env = RunEnv {
+        registry: registry(),
+        telemetry: Telemetry::new("run", vec![sink.clone()]),
+        secrets: Arc::new(ProcessEnv),
+        run_dir: dir.path().to_path_buf(),
+        base_dir: dir.path().to_path_buf(),
+        cancel: CancellationToken::new(),
+    };
+    let report = Execution::new(prepared(steps, memory_budget), env).unwrap().run().await;
+    assert!(!dir.path().join("spill").exists(), "spill directory is removed after the run");
+    (report, sink.records())
+}
+
+fn take(name: &str) -> Vec<RecordBatch> {
+    collected().lock().unwrap().remove(name).unwrap_or_else(|| panic!("collector {name} did not finish"))
+}
+
+fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())
+        .collect()
+}
+
+fn events(records: &[crate::telemetry::Record]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.body {
+            RecordBody::Event(e) => Some(e.name()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_delivers_every_row_to_every_consumer() {
+    let (report, records) = run(
+        vec![
+            step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 10_000, "batch": 100})),
+            step("a", "test.collect", Mode::Write, &["gen"], json!({"name": "fan_a"})),
+            step("b", "test.collect", Mode::Write, &["gen"], json!({"name": "fan_b"})),
+        ],
+        64 << 20,
+    )
+    .await;
+    assert!(report.succeeded(), "{report:?}");
+    let expected: Vec<i64> = (0..10_000).collect();
+    assert_eq!(ids(&take("fan_a")), expected);
+    assert_eq!(ids(&take("fan_b")), expected);
+    assert_eq!(report.total_rows, 20_000);
+    assert!(!events(&records).contains(&"cache_spill_start".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiny_budget_spills_and_gives_identical_batches() {
+    let steps = |name: &str| {
+        vec![
+            step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 5_000, "batch": 128})),
+            step("w", "test.collect", Mode::Write, &["gen"], json!({"name": name})),
+        ]
+    };
+    let (report, _) = run(steps("roomy"), 64 << 20).await;
+    assert!(report.succeeded());
+    let (report, records) = run(steps("tiny"), 1024).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(take("roomy"), take("tiny"));
+    let names = events(&records);
+    assert!(names.contains(&"cache_spill_start".to_string()), "{names:?}");
+    assert!(names.contains(&"cache_spill_complete".to_string()), "{names:?}");
+    assert!(report.cache_peak_bytes <= 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_branch_cancels_downstream_while_other_branch_completes() {
+    let (report, records) = run(
+        vec![
+            step("gen_bad", "test.generate", Mode::Extract, &[], json!({"rows": 100_000, "batch": 100})),
+            step("bad", "test.collect", Mode::Write, &["gen_bad"], json!({"name": "bad", "fail_after": 3})),
+            step("after_bad", "test.collect", Mode::Write, &["bad"], json!({"name": "after_bad"})),
+            step("gen_ok", "test.generate", Mode::Extract, &[], json!({"rows": 3_000, "batch": 100})),
+            step("good", "test.collect", Mode::Write, &["gen_ok"], json!({"name": "good"})),
+        ],
+        64 << 20,
+    )
+    .await;
+    assert!(!report.succeeded());
+    let failure = report.failure.clone().unwrap();
+    assert_eq!(failure.step_id, "bad");
+    assert_eq!(failure.code, "write.io_error");
+    assert_eq!(ids(&take("good")), (0..3_000).collect::<Vec<_>>());
+    let status = |id: &str| report.steps.iter().find(|s| s.step_id == id).unwrap().status;
+    assert_eq!(status("bad"), StepStatus::Failed);
+    assert_eq!(status("after_bad"), StepStatus::Cancelled);
+    assert_eq!(status("good"), StepStatus::Succeeded);
+    assert_eq!(status("gen_bad"), StepStatus::Succeeded, "the producer finishes once its only consumer is gone");
+    let names = events(&records);
+    assert!(names.contains(&"step_error".to_string()));
+    assert!(names.contains(&"run_error".to_string()));
+    assert_eq!(names.last().unwrap(), "run_end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_consumer_of_two_inputs_does_not_deadlock() {
+    // gen → (left, right) both passing through the cache; `join` reads all of `gen` via one
+    // input before touching the second one: the producer must not wait for it forever.
+    let (report, _) = run(
+        vec![
+            step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 20_000, "batch": 100})),
+            step("gen2", "test.generate", Mode::Extract, &[], json!({"rows": 20_000, "batch": 100})),
+            step("join", "test.collect", Mode::Write, &["gen", "gen2"], json!({"name": "join"})),
+            step("side", "test.collect", Mode::Write, &["gen2"], json!({"name": "side"})),
+        ],
+        16 << 10,
+    )
+    .await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(ids(&take("join")).len(), 40_000);
+    assert_eq!(ids(&take("side")).len(), 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diamond_with_a_side_read_first_does_not_deadlock() {
+    // gen → left → join and gen → right → join; `join` drains `left` before it reads `right`.
+    // `gen` cannot wait for `right` (whose consumer is not reading yet): it must go on and spill.
+    let (report, records) = run(
+        vec![
+            step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 20_000, "batch": 100})),
+            step("left", "test.pass", Mode::Transform, &["gen"], json!({})),
+            step("right", "test.pass", Mode::Transform, &["gen"], json!({})),
+            step("join", "test.collect", Mode::Write, &["left", "right"], json!({"name": "diamond"})),
+        ],
+        16 << 10,
+    )
+    .await;
+    assert!(report.succeeded(), "{report:?}");
+    let expected: Vec<i64> = (0..20_000).chain(0..20_000).collect();
+    assert_eq!(ids(&take("diamond")), expected);
+    assert!(events(&records).contains(&"cache_spill_start".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tap_streams_a_steps_rows_to_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = RunEnv {
+        registry: registry(),
+        telemetry: Telemetry::disabled(),
+        secrets: Arc::new(ProcessEnv),
+        run_dir: dir.path().to_path_buf(),
+        base_dir: dir.path().to_path_buf(),
+        cancel: CancellationToken::new(),
+    };
+    let steps = vec![
+        step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 1_000, "batch": 64})),
+        step("w", "test.collect", Mode::Write, &["gen"], json!({"name": "tap_w"})),
+    ];
+    let mut execution = Execution::new(prepared(steps, 1 << 20), env).unwrap();
+    let mut tap = execution.tap("gen").unwrap();
+    assert!(execution.tap("w").is_err(), "writers have no output to tap");
+    let run = tokio::spawn(execution.run());
+    let mut rows = 0;
+    while let Some(batch) = tap.next_batch().await.unwrap() {
+        rows += batch.num_rows();
+        assert!(batch.column(1).null_count() <= batch.num_rows());
+    }
+    assert_eq!(rows, 1_000);
+    assert!(run.await.unwrap().succeeded());
+    take("tap_w");
+}
