@@ -1,1 +1,7 @@
-fn main() {}
+//! `osiris`: run declarative data pipelines (Osiris OML) on Apache Arrow.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -228,7 +228,7 @@ fn events(records: &[crate::telemetry::Record]) -> Vec<String> {
     records
         .iter()
         .filter_map(|r| match &r.body {
-            RecordBody::Event(e) => Some(e.name()),
+            RecordBody::Event(e) => Some(e.name().to_string()),
             _ => None,
         })
         .collect()

@@ -86,11 +86,41 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event name, for the catalogue in `docs/events.md`.
+    pub const NAMES: &'static [&'static str] = &[
+        "run_start",
+        "step_start",
+        "inputs_resolved",
+        "connection_resolve_start",
+        "connection_resolve_complete",
+        "artifact_created",
+        "cache_spill_start",
+        "cache_spill_complete",
+        "step_complete",
+        "step_error",
+        "step_cancelled",
+        "run_error",
+        "cleanup_complete",
+        "run_end",
+    ];
+
     /// The event name as written in `events.jsonl`.
-    pub fn name(&self) -> String {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(m)) => m.get("event").and_then(|v| v.as_str()).unwrap_or("").to_string(),
-            _ => String::new(),
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RunStart { .. } => "run_start",
+            Event::StepStart { .. } => "step_start",
+            Event::InputsResolved { .. } => "inputs_resolved",
+            Event::ConnectionResolveStart { .. } => "connection_resolve_start",
+            Event::ConnectionResolveComplete { .. } => "connection_resolve_complete",
+            Event::ArtifactCreated { .. } => "artifact_created",
+            Event::CacheSpillStart { .. } => "cache_spill_start",
+            Event::CacheSpillComplete { .. } => "cache_spill_complete",
+            Event::StepComplete { .. } => "step_complete",
+            Event::StepError { .. } => "step_error",
+            Event::StepCancelled { .. } => "step_cancelled",
+            Event::RunError { .. } => "run_error",
+            Event::CleanupComplete { .. } => "cleanup_complete",
+            Event::RunEnd { .. } => "run_end",
         }
     }
 }
@@ -117,6 +147,38 @@ pub enum MetricName {
     CachePeakBytes,
     /// Wall time of all steps.
     ExecutionDuration,
+}
+
+impl MetricName {
+    /// Every metric name, for the catalogue in `docs/events.md`.
+    pub const ALL: &'static [MetricName] = &[
+        MetricName::RowsRead,
+        MetricName::RowsWritten,
+        MetricName::BytesRead,
+        MetricName::BytesWritten,
+        MetricName::RowsIn,
+        MetricName::RowsOut,
+        MetricName::StepDuration,
+        MetricName::CacheSpilledBytes,
+        MetricName::CachePeakBytes,
+        MetricName::ExecutionDuration,
+    ];
+
+    /// The name as written in `metrics.jsonl`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricName::RowsRead => "rows_read",
+            MetricName::RowsWritten => "rows_written",
+            MetricName::BytesRead => "bytes_read",
+            MetricName::BytesWritten => "bytes_written",
+            MetricName::RowsIn => "rows_in",
+            MetricName::RowsOut => "rows_out",
+            MetricName::StepDuration => "step_duration",
+            MetricName::CacheSpilledBytes => "cache_spilled_bytes",
+            MetricName::CachePeakBytes => "cache_peak_bytes",
+            MetricName::ExecutionDuration => "execution_duration",
+        }
+    }
 }
 
 /// Unit of a metric value.
@@ -171,5 +233,46 @@ mod osiris_ts {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_serialized_tags() {
+        let event = Event::StepStart { step_id: "a".into(), driver: "d".into() };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event"], event.name());
+        for metric in MetricName::ALL {
+            assert_eq!(serde_json::to_value(metric).unwrap(), metric.as_str());
+        }
+    }
+
+    #[test]
+    fn records_have_osiris_line_shape() {
+        let ts = DateTime::parse_from_rfc3339("2025-10-07T14:22:21.532114+00:00").unwrap().with_timezone(&Utc);
+        let record = Record {
+            ts,
+            session: "s1".into(),
+            body: RecordBody::Metric(Metric {
+                name: MetricName::RowsRead,
+                value: 14u64.into(),
+                step_id: Some("x".into()),
+                unit: Unit::Rows,
+            }),
+        };
+        let line = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            line,
+            r#"{"ts":"2025-10-07T14:22:21.532114+00:00","session":"s1","metric":"rows_read","value":14,"step_id":"x","unit":"rows"}"#
+        );
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, record);
+        let event = Record { ts, session: "s1".into(), body: RecordBody::Event(Event::StepStart { step_id: "a".into(), driver: "d".into() }) };
+        let line = serde_json::to_string(&event).unwrap();
+        assert_eq!(line, r#"{"ts":"2025-10-07T14:22:21.532114+00:00","session":"s1","event":"step_start","step_id":"a","driver":"d"}"#);
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), event);
     }
 }

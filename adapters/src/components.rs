@@ -1,0 +1,10 @@
+//! The components compiled into this build.
+
+use osiris_engine::registry::Registry;
+
+/// Every built-in component: the file drivers (CSV, Parquet).
+pub fn builtin_registry() -> Registry {
+    let mut registry = Registry::new();
+    osiris_driver_files::register(&mut registry).expect("built-in components have distinct names");
+    registry
+}

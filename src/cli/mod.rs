@@ -1,0 +1,247 @@
+//! The `osiris` command line: argument parsing, dispatch, output and exit codes.
+//!
+//! Exit codes: 0 ok, 1 run failed (or `oml validate` found problems), 2 usage, validation or
+//! compile error.
+
+mod components;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use osiris_engine::spec::Mode;
+
+/// Run declarative data pipelines (Osiris OML) on Apache Arrow: locally today, in a child
+/// process or an E2B sandbox tomorrow, with identical results.
+#[derive(Parser, Debug)]
+#[command(name = "osiris", version, propagate_version = true, arg_required_else_help = true)]
+#[command(after_help = "Examples:\n  osiris oml validate pipelines/orders.yaml\n  osiris compile pipelines/orders.yaml --profile prod --param since=2024-01-01\n  osiris run pipelines/orders.yaml --memory-budget 512MiB\n  osiris run --last-compile --json\n  osiris components show filesystem.csv_writer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Work with OML pipeline files.
+    #[command(subcommand)]
+    Oml(OmlCommand),
+    /// Compile a pipeline into a deterministic, fingerprinted manifest under build/.
+    Compile(CompileArgs),
+    /// Compile (when given OML) and run a pipeline with the local adapter.
+    Run(RunArgs),
+    /// Inspect connections from osiris_connections.yaml (secrets masked).
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// Inspect the components (drivers) built into this binary.
+    #[command(subcommand)]
+    Components(ComponentsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum OmlCommand {
+    /// Check pipeline files and report every problem with file:line:column and a hint.
+    /// Exits 0 when all files are valid, 1 when not.
+    Validate {
+        /// OML files to check.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Print a JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct PipelineArgs {
+    /// Profile whose `profiles.<name>.params` apply (default: osiris.yaml's default, "dev").
+    #[arg(long, short = 'p')]
+    profile: Option<String>,
+    /// Set a pipeline parameter (highest precedence); repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+struct CompileArgs {
+    /// The OML pipeline file.
+    file: std::path::PathBuf,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print a JSON result instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The OML pipeline file (or a compiled manifest.yaml).
+    #[arg(required_unless_present = "last_compile", conflicts_with = "last_compile")]
+    file: Option<std::path::PathBuf>,
+    /// Run the most recent `osiris compile` output (.osiris/index/last_compile.txt).
+    #[arg(long)]
+    last_compile: bool,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Step-cache memory budget, e.g. 256MiB or 2GB; past it batches spill to disk
+    /// (default: osiris.yaml `runtime.memory_budget`, else 256MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_budget: Option<u64>,
+    /// Print a JSON result instead of text (no progress display).
+    #[arg(long)]
+    json: bool,
+    /// Print every event as it happens.
+    #[arg(long, short = 'v')]
+    verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConnectionsCommand {
+    /// List connections per family with secrets masked and which env vars are set.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ComponentsCommand {
+    /// List components with their modes.
+    List {
+        /// Only components supporting this mode.
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a component's spec: modes, config keys, defaults, secrets, connection family.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ModeArg {
+    Extract,
+    Transform,
+    Write,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Extract => Mode::Extract,
+            ModeArg::Transform => Mode::Transform,
+            ModeArg::Write => Mode::Write,
+        }
+    }
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got '{text}'"))?;
+    if name.is_empty() {
+        return Err(format!("parameter name is empty in '{text}'"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    osiris_engine::runtime::budget::parse_byte_size(text)
+        .ok_or_else(|| format!("'{text}' is not a size; use e.g. 64MiB, 1GB or a number of bytes"))
+}
+
+/// What a command prints on success.
+pub enum Outcome {
+    Text(String),
+    Json(serde_json::Value),
+    /// Printed like `Json`/`Text` but exits with this code (validation failures, failed runs).
+    WithCode(Box<Outcome>, u8),
+}
+
+impl Outcome {
+    fn text(text: impl Into<String>) -> Self {
+        Outcome::Text(text.into())
+    }
+    fn json(value: serde_json::Value) -> Self {
+        Outcome::Json(value)
+    }
+}
+
+/// A command failure: message, hint, exit code, and whether the user asked for JSON.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    hint: Option<String>,
+    code: u8,
+}
+
+impl CliError {
+    /// Usage, validation or compile error (exit 2).
+    fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        CliError { message: message.into(), hint: Some(hint.into()), code: 2 }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let json = wants_json(&cli.command);
+    match dispatch(cli.command) {
+        Ok(outcome) => print_outcome(outcome),
+        Err(err) => {
+            if json {
+                let value = serde_json::json!({"status": "error", "message": err.message, "hint": err.hint});
+                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            } else {
+                eprintln!("error: {}", err.message);
+                if let Some(hint) = &err.hint {
+                    eprintln!("hint: {hint}");
+                }
+            }
+            ExitCode::from(err.code)
+        }
+    }
+}
+
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Oml(OmlCommand::Validate { json, .. }) => *json,
+        Command::Compile(args) => args.json,
+        Command::Run(args) => args.json,
+        Command::Connections(ConnectionsCommand::List { json }) => *json,
+        Command::Components(ComponentsCommand::List { json, .. } | ComponentsCommand::Show { json, .. }) => *json,
+    }
+}
+
+fn print_outcome(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Text(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Outcome::Json(value) => {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Outcome::WithCode(inner, code) => {
+            print_outcome(*inner);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<Outcome, CliError> {
+    let registry = osiris_adapters::components::builtin_registry();
+    match command {
+        Command::Components(ComponentsCommand::List { mode, json }) => components::list(&registry, mode.map(Into::into), json),
+        Command::Components(ComponentsCommand::Show { name, json }) => components::show(&registry, &name, json),
+        other => Err(CliError::usage(format!("{other:?} is not available yet"), "see osiris --help")),
+    }
+}
