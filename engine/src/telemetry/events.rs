@@ -276,3 +276,20 @@ mod tests {
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), event);
     }
 }
+
+#[cfg(test)]
+mod catalogue_tests {
+    use super::*;
+
+    /// `docs/events.md` documents every event and metric name.
+    #[test]
+    fn catalogue_documents_every_name() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.md")).unwrap();
+        for name in Event::NAMES {
+            assert!(doc.contains(&format!("| `{name}` |")), "docs/events.md lacks event {name}");
+        }
+        for metric in MetricName::ALL {
+            assert!(doc.contains(&format!("| `{}` |", metric.as_str())), "docs/events.md lacks metric {}", metric.as_str());
+        }
+    }
+}
