@@ -1,0 +1,1 @@
+//! Test harness: runs drivers against a real step cache and real files.
