@@ -12,6 +12,8 @@ pub mod parquet;
 
 #[cfg(test)]
 mod testkit;
+#[cfg(test)]
+mod tests;
 
 use osiris_engine::registry::{Registry, RegistryError};
 

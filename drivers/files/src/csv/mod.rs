@@ -5,9 +5,6 @@ pub(crate) mod format;
 mod infer;
 mod write;
 
-#[cfg(test)]
-mod tests;
-
 use osiris_engine::driver::{Driver, DriverError};
 use osiris_engine::registry::Component;
 use osiris_engine::spec::{ComponentSpec, ConfigField, ConnectionField, ConnectionSpec, FieldType, Mode, OverridePolicy};
