@@ -510,7 +510,7 @@ fn extract(opts: &ExtractOptions, path: &Path, telemetry: &StepTelemetry, em: &E
         while n < limit && src.next(&mut rec)? {
             rc.observe(&rec, &mut inference)?;
             n += 1;
-            if n % 10_000 == 0 {
+            if n.is_multiple_of(10_000) {
                 em.check_cancel()?;
             }
         }

@@ -262,9 +262,9 @@ fn write_fraction(out: &mut Vec<u8>, nanos: u32) {
     if nanos == 0 {
         return;
     }
-    let (value, digits) = if nanos % 1_000_000 == 0 {
+    let (value, digits) = if nanos.is_multiple_of(1_000_000) {
         (nanos / 1_000_000, 3)
-    } else if nanos % 1000 == 0 {
+    } else if nanos.is_multiple_of(1000) {
         (nanos / 1000, 6)
     } else {
         (nanos, 9)
