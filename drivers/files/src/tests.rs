@@ -454,3 +454,43 @@ async fn failure_mid_stream_removes_the_temporary_file() {
         assert!(no_temp_files(&d.join("out")));
     }
 }
+
+/// Extractor and writer connected through one step-cache edge with a tiny budget (backpressure
+/// and spilling), on a file larger than the inference sample.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_csv_to_csv_through_the_cache() {
+    use osiris_engine::driver::{StepInput, StepIo};
+    use osiris_engine::runtime::budget::MemoryBudget;
+    use osiris_engine::runtime::cache::StepOutput;
+    use osiris_engine::telemetry::Telemetry;
+    use std::fmt::Write as _;
+    use tokio_util::sync::CancellationToken;
+
+    let dir = tmp();
+    let d = dir.path().to_path_buf();
+    let mut input = String::from("id,name,amount,ok,day\n");
+    for i in 0..30_000i64 {
+        let _ = writeln!(input, "{i},\"n,{i}\",{},{},2024-01-{:02}", (i as f64) / 8.0, i % 2 == 0, i % 28 + 1);
+    }
+    std::fs::write(d.join("big.csv"), &input).unwrap();
+    let extractor = CsvExtractor::new().create(&config(json!({"path": "big.csv", "chunk_size": 1000, "infer_rows": 100}))).unwrap();
+    let writer = CsvWriter::new().create(&config(json!({"path": "copy.csv"}))).unwrap();
+    let out = StepOutput::new("read", Arc::new(MemoryBudget::new(64 * 1024)), &d);
+    let cancel = CancellationToken::new();
+    let read_tel = Telemetry::disabled().step("read");
+    let write_tel = Telemetry::disabled().step("write");
+    let reader = out.reader(cancel.clone(), write_tel.counters().clone());
+    let sink = out.sink(cancel.clone(), read_tel.clone());
+    let read = async {
+        let r = extractor.run(crate::testkit::ctx(&d, read_tel.clone()), StepIo { inputs: vec![], output: Some(sink) }).await;
+        out.finish(r.is_ok());
+        r
+    };
+    let io = StepIo { inputs: vec![StepInput { step_id: "read".into(), table_name: "df_read".into(), reader }], output: None };
+    let (r1, r2) = tokio::join!(read, writer.run(crate::testkit::ctx(&d, write_tel.clone()), io));
+    r1.unwrap();
+    r2.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("copy.csv")).unwrap(), input);
+    assert_eq!(write_tel.counters().rows_written.load(std::sync::atomic::Ordering::Relaxed), 30_000);
+    assert_eq!(read_tel.counters().bytes_read.load(std::sync::atomic::Ordering::Relaxed), input.len() as u64);
+}
