@@ -1,0 +1,388 @@
+//! Text forms of Arrow values, shared by the CSV writer (which prints them) and the CSV extractor
+//! (which infers a type only when the text is exactly what the writer would print back).
+//!
+//! * integers: plain decimal; booleans: `true` / `false`
+//! * floats: shortest round-trip digits in Python `repr` style (`1.5`, `100.0`, `1e-05`, `1e+16`,
+//!   `nan`, `inf`, `-inf`)
+//! * decimals: exact, with their scale (`12.50`, `-0.05`)
+//! * dates: `YYYY-MM-DD`; timestamps: `YYYY-MM-DDTHH:MM:SS` plus `.fff`, `.ffffff` or `.fffffffff`
+//!   only when the fraction is non-zero (`Z` appended for zoned timestamps, printed in UTC);
+//!   times: `HH:MM:SS[.fff…]`
+//! * binary: lowercase hex
+
+use std::fmt::Write as _;
+
+/// Writes an unsigned integer.
+#[inline]
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Writes a signed integer.
+#[inline]
+pub(crate) fn write_i64(out: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, v.unsigned_abs());
+}
+
+fn u128_digits(mut v: u128, buf: &mut [u8; 40]) -> usize {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    i
+}
+
+/// Writes `digits` (no sign) with `scale` digits after the decimal point.
+fn write_scaled_digits(out: &mut Vec<u8>, negative: bool, digits: &[u8], scale: i8) {
+    let is_zero = digits.iter().all(|&d| d == b'0');
+    if negative && !is_zero {
+        out.push(b'-');
+    }
+    if scale <= 0 {
+        out.extend_from_slice(digits);
+        if !is_zero {
+            out.extend(std::iter::repeat_n(b'0', (-(scale as i16)) as usize));
+        }
+        return;
+    }
+    let s = scale as usize;
+    if digits.len() <= s {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', s - digits.len()));
+        out.extend_from_slice(digits);
+    } else {
+        let split = digits.len() - s;
+        out.extend_from_slice(&digits[..split]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[split..]);
+    }
+}
+
+/// Writes a 128-bit decimal exactly (`1250`, scale 2 → `12.50`).
+pub(crate) fn write_decimal128(out: &mut Vec<u8>, v: i128, scale: i8) {
+    let mut buf = [0u8; 40];
+    let start = u128_digits(v.unsigned_abs(), &mut buf);
+    write_scaled_digits(out, v < 0, &buf[start..], scale);
+}
+
+/// Writes a decimal given as its unscaled integer text (used for 256-bit decimals).
+pub(crate) fn write_decimal_text(out: &mut Vec<u8>, unscaled: &str, scale: i8) {
+    let (neg, digits) = match unscaled.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, unscaled),
+    };
+    write_scaled_digits(out, neg, digits.as_bytes(), scale);
+}
+
+/// Fixed-size stack buffer for `core::fmt` output.
+struct StackBuf {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Writes a float in Python `repr` style from its shortest round-trip scientific form.
+fn write_float_sci(out: &mut Vec<u8>, sci: &[u8]) {
+    // `sci` is Rust's `{:e}` output: `-1.2345e-7`, `1e16`, `5e0`.
+    let (neg, rest) = match sci.split_first() {
+        Some((b'-', r)) => (true, r),
+        _ => (false, sci),
+    };
+    let e_pos = rest.iter().position(|&b| b == b'e').unwrap_or(rest.len());
+    let mantissa = &rest[..e_pos];
+    let exp: i32 = std::str::from_utf8(rest.get(e_pos + 1..).unwrap_or(b"0")).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut digits = [0u8; 40];
+    let mut n = 0;
+    for &b in mantissa {
+        if b != b'.' && n < digits.len() {
+            digits[n] = b;
+            n += 1;
+        }
+    }
+    let digits = &digits[..n];
+    if neg {
+        out.push(b'-');
+    }
+    if (-4..16).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.extend_from_slice(digits);
+                out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
+                out.extend_from_slice(b".0");
+            } else {
+                out.extend_from_slice(&digits[..int_len]);
+                out.push(b'.');
+                out.extend_from_slice(&digits[int_len..]);
+            }
+        } else {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
+            out.extend_from_slice(digits);
+        }
+    } else {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        let a = exp.unsigned_abs();
+        if a < 10 {
+            out.push(b'0');
+        }
+        write_u64(out, a as u64);
+    }
+}
+
+macro_rules! float_writer {
+    ($name:ident, $t:ty) => {
+        /// Writes a float as its shortest round-trip text in Python `repr` style.
+        pub(crate) fn $name(out: &mut Vec<u8>, v: $t) {
+            if v.is_nan() {
+                out.extend_from_slice(b"nan");
+            } else if v.is_infinite() {
+                out.extend_from_slice(if v < 0.0 { b"-inf" } else { b"inf" });
+            } else if v == 0.0 {
+                out.extend_from_slice(if v.is_sign_negative() { b"-0.0" } else { b"0.0" });
+            } else {
+                let mut buf = StackBuf { buf: [0u8; 64], len: 0 };
+                if write!(buf, "{v:e}").is_ok() {
+                    write_float_sci(out, &buf.buf[..buf.len]);
+                }
+            }
+        }
+    };
+}
+
+float_writer!(write_f64, f64);
+float_writer!(write_f32, f32);
+
+/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Days in a month of the proleptic Gregorian calendar.
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+#[inline]
+fn write_2(out: &mut Vec<u8>, v: u32) {
+    out.push(b'0' + (v / 10 % 10) as u8);
+    out.push(b'0' + (v % 10) as u8);
+}
+
+/// Writes a date given as days since the epoch (`YYYY-MM-DD`; years outside 0..=9999 get a sign).
+pub(crate) fn write_date(out: &mut Vec<u8>, days: i64) {
+    let (y, m, d) = civil_from_days(days);
+    if (0..=9999).contains(&y) {
+        let y = y as u32;
+        write_2(out, y / 100);
+        write_2(out, y % 100);
+    } else {
+        out.push(if y < 0 { b'-' } else { b'+' });
+        write_u64(out, y.unsigned_abs());
+    }
+    out.push(b'-');
+    write_2(out, m);
+    out.push(b'-');
+    write_2(out, d);
+}
+
+/// Writes `HH:MM:SS` and the `%.f`-style fraction of a time of day.
+pub(crate) fn write_time(out: &mut Vec<u8>, secs_of_day: u32, nanos: u32) {
+    write_2(out, secs_of_day / 3600);
+    out.push(b':');
+    write_2(out, secs_of_day / 60 % 60);
+    out.push(b':');
+    write_2(out, secs_of_day % 60);
+    write_fraction(out, nanos);
+}
+
+/// chrono `%.f`: nothing for 0, else 3, 6 or 9 digits.
+fn write_fraction(out: &mut Vec<u8>, nanos: u32) {
+    if nanos == 0 {
+        return;
+    }
+    let (value, digits) = if nanos.is_multiple_of(1_000_000) {
+        (nanos / 1_000_000, 3)
+    } else if nanos.is_multiple_of(1000) {
+        (nanos / 1000, 6)
+    } else {
+        (nanos, 9)
+    };
+    out.push(b'.');
+    let mut buf = [b'0'; 9];
+    let mut v = value;
+    for i in (0..digits).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&buf[..digits]);
+}
+
+/// Writes a timestamp given as seconds and nanoseconds since the epoch.
+pub(crate) fn write_timestamp(out: &mut Vec<u8>, secs: i64, nanos: u32) {
+    write_date(out, secs.div_euclid(86_400));
+    out.push(b'T');
+    write_time(out, secs.rem_euclid(86_400) as u32, nanos);
+}
+
+/// Splits a value in `per_sec` units per second into (seconds, nanoseconds).
+#[inline]
+pub(crate) fn split_units(v: i64, per_sec: i64) -> (i64, u32) {
+    let secs = v.div_euclid(per_sec);
+    let rem = v.rem_euclid(per_sec);
+    (secs, (rem * (1_000_000_000 / per_sec)) as u32)
+}
+
+/// Writes bytes as lowercase hex.
+pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64) -> String {
+        let mut out = Vec::new();
+        write_f64(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn floats_python_repr() {
+        let cases = [
+            (1.5, "1.5"),
+            (100.0, "100.0"),
+            (0.0001, "0.0001"),
+            (1e-5, "1e-05"),
+            (1e16, "1e+16"),
+            (1.2345678901234568e17, "1.2345678901234568e+17"),
+            (9999999999999998.0, "9999999999999998.0"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (-2.5e-300, "-2.5e-300"),
+            (1e22, "1e+22"),
+            (123456.789, "123456.789"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (f64::NAN, "nan"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+            (1.0, "1.0"),
+            (-3.0, "-3.0"),
+            (0.00012, "0.00012"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(f(v), want, "{v:e}");
+        }
+        let mut out = Vec::new();
+        write_f32(&mut out, 0.1f32);
+        assert_eq!(out, b"0.1");
+    }
+
+    #[test]
+    fn decimals_exact() {
+        let d = |v: i128, s: i8| {
+            let mut out = Vec::new();
+            write_decimal128(&mut out, v, s);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(d(1250, 2), "12.50");
+        assert_eq!(d(-5, 2), "-0.05");
+        assert_eq!(d(0, 2), "0.00");
+        assert_eq!(d(7, 0), "7");
+        assert_eq!(d(12, -2), "1200");
+        assert_eq!(d(i128::MIN, 10), "-17014118346046923173168730371.5884105728");
+        let mut out = Vec::new();
+        write_decimal_text(&mut out, "-123", 5);
+        assert_eq!(out, b"-0.00123");
+    }
+
+    #[test]
+    fn dates_and_times() {
+        for days in [-800_000i64, -1, 0, 1, 59, 365, 10_957, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        let mut out = Vec::new();
+        write_date(&mut out, 0);
+        assert_eq!(out, b"1970-01-01");
+        out.clear();
+        let (s, n) = split_units(-1, 1_000_000);
+        write_timestamp(&mut out, s, n);
+        assert_eq!(out, b"1969-12-31T23:59:59.999999");
+        out.clear();
+        let (s, n) = split_units(1_700_000_000_120, 1000);
+        write_timestamp(&mut out, s, n);
+        assert_eq!(out, b"2023-11-14T22:13:20.120");
+        out.clear();
+        write_time(&mut out, 3661, 5);
+        assert_eq!(out, b"01:01:01.000000005");
+    }
+}
