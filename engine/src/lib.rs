@@ -13,6 +13,7 @@ pub mod registry;
 pub mod runtime;
 pub mod spec;
 pub mod telemetry;
+pub mod yaml;
 
 /// What secret values are replaced with wherever they would otherwise be shown.
 pub const MASK: &str = "***MASKED***";
