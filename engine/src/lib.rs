@@ -8,11 +8,14 @@
 pub mod connections;
 pub mod driver;
 pub mod manifest;
+pub mod pipeline;
 pub mod prepared;
 pub mod registry;
 pub mod runtime;
 pub mod spec;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod yaml;
 
 /// What secret values are replaced with wherever they would otherwise be shown.
