@@ -5,6 +5,7 @@
 //! cache, the driver contract and component registry, and telemetry. It has no database or
 //! network code; drivers live in their own crates.
 
+pub mod compile;
 pub mod connections;
 pub mod driver;
 pub mod manifest;
