@@ -93,6 +93,32 @@ impl LocatedDocument {
         self.key_locations.get(path).copied().or_else(|| self.location(path))
     }
 
+    /// The keys of the mapping at `path` in document order (`serde_json::Map` sorts them).
+    pub fn keys_in_order(&self, path: &[PathSeg]) -> Vec<String> {
+        let mut node = &self.value;
+        for seg in path {
+            let next = match seg {
+                PathSeg::Key(k) => node.get(k.as_str()),
+                PathSeg::Index(i) => node.get(*i),
+            };
+            match next {
+                Some(n) => node = n,
+                None => return Vec::new(),
+            }
+        }
+        let Some(map) = node.as_object() else { return Vec::new() };
+        let mut keys: Vec<(Option<(u32, u32)>, String)> = map
+            .keys()
+            .map(|k| {
+                let mut p = path.to_vec();
+                p.push(PathSeg::Key(k.clone()));
+                (self.key_locations.get(&p).copied(), k.clone())
+            })
+            .collect();
+        keys.sort_by_key(|(loc, _)| loc.unwrap_or((u32::MAX, u32::MAX)));
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
+
     /// The location of `path`, or of its nearest ancestor that has one.
     pub fn nearest_location(&self, path: &[PathSeg]) -> Option<(u32, u32)> {
         (0..=path.len()).rev().find_map(|n| self.key_location(&path[..n]))
@@ -405,6 +431,8 @@ mod tests {
         assert_eq!(doc.location(&[PathSeg::key("steps"), PathSeg::Index(0)]), Some((3, 5)));
         assert_eq!(path_to_string(&path), "steps[0].config.delimiter");
         assert_eq!(doc.value["steps"][0]["config"]["delimiter"], ";");
+        let doc = parse_located("m:\n  zeta: 1\n  alpha: 2\n  mid: 3\n").unwrap();
+        assert_eq!(doc.keys_in_order(&[PathSeg::key("m")]), vec!["zeta", "alpha", "mid"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! let doc = parse_located("oml_version: \"0.1.0\"\nname: x\nsteps: []\n").unwrap();
 //! let report = validate(&doc, Some("p.yaml"), &Registry::new());
 //! assert_eq!(report.errors[0].code, "empty_steps");
-//! assert_eq!(report.errors[0].to_string(), "p.yaml:3:8: error[empty_steps] steps: 'steps' is empty — hint: add at least one step");
+//! assert_eq!(report.errors[0].to_string(), "p.yaml:3:1: error[empty_steps] steps: 'steps' is empty — hint: add at least one step");
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -182,6 +182,10 @@ const OML_MODES: &[&str] = &["read", "transform", "write"];
 pub fn validate(doc: &LocatedDocument, file: Option<&str>, registry: &Registry) -> Report {
     let mut v = Validator { doc, file, registry, report: Report::default() };
     v.run();
+    // File order (stable, so problems at one place keep their check order).
+    let key = |d: &Diagnostic| (d.line.unwrap_or(u32::MAX), d.column.unwrap_or(u32::MAX));
+    v.report.errors.sort_by_key(key);
+    v.report.warnings.sort_by_key(key);
     v.report
 }
 
