@@ -6,10 +6,12 @@
 //! network code; drivers live in their own crates.
 
 pub mod compile;
+pub mod config;
 pub mod connections;
 pub mod driver;
 pub mod manifest;
 pub mod pipeline;
+pub mod prepare;
 pub mod prepared;
 pub mod registry;
 pub mod runtime;
