@@ -50,7 +50,7 @@ pub enum PrepareError {
         reference: String,
         /// Why.
         #[source]
-        source: ConnectionFileError,
+        source: Box<ConnectionFileError>,
     },
 }
 
@@ -89,7 +89,7 @@ pub fn prepare(
             Some((family, alias, shown)) => {
                 let secrets: Vec<&str> = spec.secret_names().collect();
                 let resolved = connections.resolve(&family, alias.as_deref(), &secrets, env).map_err(|source| {
-                    PrepareError::Connection { step: mstep.id.clone(), reference: shown, source }
+                    PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
                 })?;
                 for pair in resolved.synthetic_env {
                     if !secret_env.iter().any(|(k, _)| *k == pair.0) {

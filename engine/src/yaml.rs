@@ -225,8 +225,18 @@ pub fn parse_located(text: &str) -> Result<LocatedDocument, YamlError> {
 }
 
 /// The first meaningful line of a (possibly multi-line, snippet-rendering) error message.
+/// Position prefixes (`error: line 5 column 20:`) and library advice are dropped, since the
+/// caller reports the position itself.
 fn first_line(message: &str) -> String {
-    message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML").to_string()
+    let line = message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("invalid YAML");
+    let mut m = line.strip_prefix("error:").map(str::trim_start).unwrap_or(line);
+    if m.starts_with("line ")
+        && let Some(idx) = m.find(": ")
+    {
+        m = &m[idx + 2..];
+    }
+    let m = m.split(", set DuplicateKeyPolicy").next().unwrap_or(m);
+    if m.is_empty() { "invalid YAML".to_string() } else { m.to_string() }
 }
 
 fn convert(node: &Spanned<Node>, path: &mut Vec<PathSeg>, doc: &mut LocatedDocument) -> Value {

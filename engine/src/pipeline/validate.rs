@@ -893,6 +893,13 @@ steps:
     fn malformed_yaml_reports_line() {
         let r = check("oml_version: \"0.1.0\"\nname: x\nsteps:\n  - id: a\n    config: {path: [1, 2}\n");
         assert_eq!(codes(&r), vec!["yaml_syntax"]);
+        assert_eq!(
+            r.errors[0].to_string(),
+            "pipeline.yaml:5:20: error[yaml_syntax] malformed YAML: mismatched bracket '[' closed by '}' — hint: fix the YAML syntax at this position (indentation, quoting, brackets, duplicate keys)"
+        );
+        let dup = check("a: 1\na: 2\n");
+        assert_eq!(dup.errors[0].message, "malformed YAML: duplicate mapping key: a");
+        assert_eq!(dup.errors[0].line, Some(2));
         assert_eq!(r.errors[0].line, Some(5), "{}", r.errors[0]);
         assert!(r.errors[0].to_string().starts_with("pipeline.yaml:5:"), "{}", r.errors[0]);
     }
