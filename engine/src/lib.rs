@@ -5,15 +5,22 @@
 //! cache, the driver contract and component registry, and telemetry. It has no database or
 //! network code; drivers live in their own crates.
 
+pub mod compile;
+pub mod config;
 pub mod connections;
 pub mod driver;
 pub mod manifest;
+pub mod pipeline;
+pub mod prepare;
 pub mod prepared;
 pub mod registry;
 pub mod runlog;
 pub mod runtime;
 pub mod spec;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
+pub mod yaml;
 
 /// What secret values are replaced with wherever they would otherwise be shown.
 pub const MASK: &str = "***MASKED***";

@@ -6,6 +6,10 @@
 //! when a driver's step starts ([`ConnectionDescriptor::bind`]), in the process that opens the
 //! connection.
 
+pub mod dotenv;
+pub mod file;
+pub mod secret_names;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -1,0 +1,680 @@
+//! `osiris_connections.yaml`: loading, default aliases, `${VAR}` substitution, resolution into a
+//! [`ConnectionDescriptor`] without secret values, and the masked listing.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use osiris_engine::connections::file::ConnectionsFile;
+//! let file = ConnectionsFile::parse(
+//!     "connections:\n  mysql:\n    main:\n      default: true\n      host: ${DB_HOST}\n      password: ${DB_PASSWORD}\n",
+//!     None,
+//! ).unwrap();
+//! let env: BTreeMap<String, String> =
+//!     [("DB_HOST".into(), "db.local".into()), ("DB_PASSWORD".into(), "s3cret".into())].into();
+//! let resolved = file.resolve("mysql", None, &[], &env).unwrap();
+//! assert_eq!(resolved.descriptor.fields["host"], "db.local");
+//! assert_eq!(resolved.descriptor.secrets["password"], "DB_PASSWORD"); // a name, not the value
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use super::secret_names::is_connection_secret_field;
+use super::{ConnectionDescriptor, ConnectionError, SecretSource};
+use crate::MASK;
+use crate::yaml::{PathSeg, parse_located};
+
+/// The connections file name.
+pub const CONNECTIONS_FILE: &str = "osiris_connections.yaml";
+
+/// Errors of loading and resolving connections. Messages never contain secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionFileError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("{path}:{line}:{column}: invalid YAML in connections file: {message}")]
+    Yaml {
+        /// The file.
+        path: String,
+        /// 1-based line (0 when unknown).
+        line: u32,
+        /// 1-based column (0 when unknown).
+        column: u32,
+        /// The parser's message.
+        message: String,
+    },
+    /// The file has the wrong shape.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// No connections file or no connections at all.
+    #[error("no connections configured (looked for {searched}); create {CONNECTIONS_FILE} with a `connections:` block containing family '{family}'")]
+    NoConnections {
+        /// The family asked for.
+        family: String,
+        /// Where the file was searched.
+        searched: String,
+    },
+    /// The family is not in the file.
+    #[error("connection family '{family}' not found in {path}. Available families: {}", available.join(", "))]
+    FamilyNotFound {
+        /// The family asked for.
+        family: String,
+        /// The file.
+        path: String,
+        /// Families in the file.
+        available: Vec<String>,
+    },
+    /// The alias is not in the family.
+    #[error("connection alias '{alias}' not found in family '{family}'. Available aliases: {}", available.join(", "))]
+    AliasNotFound {
+        /// The family.
+        family: String,
+        /// The alias asked for.
+        alias: String,
+        /// Aliases of the family.
+        available: Vec<String>,
+    },
+    /// No alias given and no default alias.
+    #[error("no default connection for family '{family}' (aliases: {}); mark one with `default: true`, name one `default`, or reference one explicitly as `connection: \"@{family}.<alias>\"`", aliases.join(", "))]
+    NoDefault {
+        /// The family.
+        family: String,
+        /// Aliases of the family.
+        aliases: Vec<String>,
+    },
+    /// A `${VAR}` in the connection has no value.
+    #[error("Environment variable '{var}' not set for {field} in {family}.{alias}; export it or add it to .env")]
+    EnvNotSet {
+        /// The variable.
+        var: String,
+        /// The connection field.
+        field: String,
+        /// The family.
+        family: String,
+        /// The alias.
+        alias: String,
+    },
+    /// A reference like `@family.alias` names another family.
+    #[error("connection reference '{reference}' does not belong to family '{family}'")]
+    FamilyMismatch {
+        /// The reference.
+        reference: String,
+        /// The family expected.
+        family: String,
+    },
+}
+
+impl From<ConnectionFileError> for ConnectionError {
+    fn from(e: ConnectionFileError) -> Self {
+        ConnectionError::Resolve(e.to_string())
+    }
+}
+
+/// Where to look for `osiris_connections.yaml`: `$OSIRIS_HOME`, then the working directory.
+pub fn connections_candidates(osiris_home: Option<&Path>, cwd: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(home) = osiris_home {
+        out.push(home.join(CONNECTIONS_FILE));
+    }
+    let local = cwd.join(CONNECTIONS_FILE);
+    if !out.contains(&local) {
+        out.push(local);
+    }
+    out
+}
+
+/// The first existing connections file of [`connections_candidates`].
+pub fn find_connections_file(osiris_home: Option<&Path>, cwd: &Path) -> Option<PathBuf> {
+    connections_candidates(osiris_home, cwd).into_iter().find(|p| p.is_file())
+}
+
+/// One alias: its raw (unsubstituted) fields in file order.
+#[derive(Clone, PartialEq)]
+struct Alias {
+    name: String,
+    fields: Vec<(String, Value)>,
+}
+
+/// The parsed connections file (families and aliases in file order, values not substituted).
+#[derive(Clone, Default, PartialEq)]
+pub struct ConnectionsFile {
+    /// The file it came from (`None` when none was found or parsed from text).
+    pub path: Option<PathBuf>,
+    searched: Vec<PathBuf>,
+    families: Vec<(String, Vec<Alias>)>,
+}
+
+impl fmt::Debug for ConnectionsFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let families: Vec<(&str, Vec<&str>)> =
+            self.families.iter().map(|(f, a)| (f.as_str(), a.iter().map(|a| a.name.as_str()).collect())).collect();
+        f.debug_struct("ConnectionsFile").field("path", &self.path).field("families", &families).finish()
+    }
+}
+
+/// A resolved connection: the descriptor (no secret values) and, for secrets written literally
+/// in the connections file, synthetic environment variables that carry them.
+#[derive(Clone, PartialEq)]
+pub struct ResolvedConnection {
+    /// Plain fields and secret placeholders.
+    pub descriptor: ConnectionDescriptor,
+    /// `(OSIRIS_SECRET_<FAMILY>_<ALIAS>_<FIELD>, value)` pairs; put them into the environment of
+    /// the process that binds the connection. Never log or serialize them.
+    pub synthetic_env: Vec<(String, String)>,
+}
+
+impl fmt::Debug for ResolvedConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedConnection")
+            .field("descriptor", &self.descriptor)
+            .field("synthetic_env", &self.synthetic_env.iter().map(|(k, _)| (k.as_str(), MASK)).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The synthetic variable name for a literal secret: `OSIRIS_SECRET_<FAMILY>_<ALIAS>_<FIELD>`,
+/// upper-cased, every non-alphanumeric character as `_`.
+pub fn synthetic_secret_var(family: &str, alias: &str, field: &str) -> String {
+    format!("OSIRIS_SECRET_{family}_{alias}_{field}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .collect()
+}
+
+/// If `s` is exactly `${VAR}`, the name `VAR`.
+fn whole_var(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("${")?.strip_suffix('}')?;
+    (!inner.is_empty() && !inner.contains(['{', '}', '$'])).then_some(inner)
+}
+
+/// The `${VAR}` names in `s`.
+fn vars_in(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                if end > 0 {
+                    out.push(after[..end].to_string());
+                }
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Substitutes `${VAR}` like Osiris: unset or empty variables are left literally.
+pub fn substitute_env(s: &str, env: &dyn SecretSource) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                match env.get(&after[..end]).filter(|_| end > 0) {
+                    Some(v) => out.push_str(&v),
+                    None => out.push_str(&rest[start..start + 2 + end + 1]),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1"),
+        Value::Number(n) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+impl ConnectionsFile {
+    /// No connections.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Finds and parses the connections file (`$OSIRIS_HOME`, then `cwd`); no file is not an
+    /// error (resolution then fails with a message saying where it looked).
+    pub fn load(osiris_home: Option<&Path>, cwd: &Path) -> Result<Self, ConnectionFileError> {
+        let searched = connections_candidates(osiris_home, cwd);
+        let mut file = match searched.iter().find(|p| p.is_file()) {
+            Some(path) => Self::from_path(path)?,
+            None => Self::empty(),
+        };
+        file.searched = searched;
+        Ok(file)
+    }
+
+    /// Parses the file at `path`.
+    pub fn from_path(path: &Path) -> Result<Self, ConnectionFileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConnectionFileError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, Some(path))
+    }
+
+    /// Parses connections-file text (only the `connections:` block is used).
+    pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, ConnectionFileError> {
+        let shown = path.map(|p| p.display().to_string()).unwrap_or_else(|| CONNECTIONS_FILE.to_string());
+        let doc = parse_located(text).map_err(|e| ConnectionFileError::Yaml {
+            path: shown.clone(),
+            line: e.line.unwrap_or(0),
+            column: e.column.unwrap_or(0),
+            message: e.message,
+        })?;
+        let invalid = |message: String| ConnectionFileError::Invalid { path: shown.clone(), message };
+        let mut families = Vec::new();
+        match doc.value.get("connections") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(_)) => {
+                let base = [PathSeg::key("connections")];
+                for fam in doc.keys_in_order(&base) {
+                    let fam_value = &doc.value["connections"][&fam];
+                    if fam_value.is_null() {
+                        families.push((fam, Vec::new()));
+                        continue;
+                    }
+                    if !fam_value.is_object() {
+                        return Err(invalid(format!("connections.{fam} must be a mapping of aliases")));
+                    }
+                    let fam_path = [PathSeg::key("connections"), PathSeg::key(fam.as_str())];
+                    let mut aliases = Vec::new();
+                    for alias in doc.keys_in_order(&fam_path) {
+                        let alias_path = [fam_path[0].clone(), fam_path[1].clone(), PathSeg::key(alias.as_str())];
+                        let value = &fam_value[&alias];
+                        let fields = match value {
+                            Value::Object(m) => {
+                                doc.keys_in_order(&alias_path).into_iter().map(|k| (k.clone(), m[&k].clone())).collect()
+                            }
+                            Value::Null => Vec::new(),
+                            _ => return Err(invalid(format!("connections.{fam}.{alias} must be a mapping of fields"))),
+                        };
+                        aliases.push(Alias { name: alias, fields });
+                    }
+                    families.push((fam, aliases));
+                }
+            }
+            Some(_) => return Err(invalid("`connections` must be a mapping of families".into())),
+        }
+        Ok(ConnectionsFile { path: path.map(Path::to_path_buf), searched: Vec::new(), families })
+    }
+
+    /// Family names in file order.
+    pub fn families(&self) -> Vec<&str> {
+        self.families.iter().map(|(f, _)| f.as_str()).collect()
+    }
+
+    /// Alias names of `family` in file order.
+    pub fn aliases(&self, family: &str) -> Vec<&str> {
+        self.family(family).map(|a| a.iter().map(|a| a.name.as_str()).collect()).unwrap_or_default()
+    }
+
+    fn family(&self, family: &str) -> Option<&Vec<Alias>> {
+        self.families.iter().find(|(f, _)| f == family).map(|(_, a)| a)
+    }
+
+    /// The alias `default` resolution picks: the first with `default: true`, else one named
+    /// `default`.
+    pub fn default_alias(&self, family: &str) -> Option<&str> {
+        let aliases = self.family(family)?;
+        aliases
+            .iter()
+            .find(|a| a.fields.iter().any(|(k, v)| k == "default" && is_truthy(v)))
+            .or_else(|| aliases.iter().find(|a| a.name == "default"))
+            .map(|a| a.name.as_str())
+    }
+
+    fn path_label(&self) -> String {
+        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| CONNECTIONS_FILE.to_string())
+    }
+
+    fn select(&self, family: &str, alias: Option<&str>) -> Result<&Alias, ConnectionFileError> {
+        let alias = match alias {
+            Some(a) if a.starts_with('@') => {
+                let (fam, name) = a[1..].split_once('.').unwrap_or((&a[1..], ""));
+                if fam != family {
+                    return Err(ConnectionFileError::FamilyMismatch { reference: a.to_string(), family: family.to_string() });
+                }
+                Some(name)
+            }
+            other => other,
+        };
+        if self.families.is_empty() {
+            let searched = if self.searched.is_empty() {
+                self.path_label()
+            } else {
+                self.searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            };
+            return Err(ConnectionFileError::NoConnections { family: family.to_string(), searched });
+        }
+        let Some(aliases) = self.family(family) else {
+            return Err(ConnectionFileError::FamilyNotFound {
+                family: family.to_string(),
+                path: self.path_label(),
+                available: self.families().iter().map(|s| s.to_string()).collect(),
+            });
+        };
+        let names = || aliases.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+        match alias {
+            Some(name) => aliases.iter().find(|a| a.name == name).ok_or_else(|| ConnectionFileError::AliasNotFound {
+                family: family.to_string(),
+                alias: name.to_string(),
+                available: names(),
+            }),
+            None => {
+                let chosen = self.default_alias(family).ok_or_else(|| ConnectionFileError::NoDefault {
+                    family: family.to_string(),
+                    aliases: names(),
+                })?;
+                aliases.iter().find(|a| a.name == chosen).ok_or_else(|| ConnectionFileError::NoDefault {
+                    family: family.to_string(),
+                    aliases: names(),
+                })
+            }
+        }
+    }
+
+    /// Resolves `family` / `alias` (or the default alias; `@family.alias` accepted as alias).
+    /// Non-secret `${VAR}` are substituted; a secret written as `${VAR}` becomes a placeholder
+    /// naming `VAR` (which must be set, its value is not read into the descriptor); a secret
+    /// written literally is moved to a synthetic variable returned in `synthetic_env`.
+    /// `spec_secrets` adds component-specific secret field names to Osiris's masking list.
+    pub fn resolve(
+        &self,
+        family: &str,
+        alias: Option<&str>,
+        spec_secrets: &[&str],
+        env: &dyn SecretSource,
+    ) -> Result<ResolvedConnection, ConnectionFileError> {
+        let chosen = self.select(family, alias)?;
+        let mut fields = Map::new();
+        let mut secrets = BTreeMap::new();
+        let mut synthetic_env = Vec::new();
+        let not_set = |var: &str, field: &str| ConnectionFileError::EnvNotSet {
+            var: var.to_string(),
+            field: field.to_string(),
+            family: family.to_string(),
+            alias: chosen.name.clone(),
+        };
+        for (field, value) in &chosen.fields {
+            if field == "default" {
+                continue;
+            }
+            let secret = is_connection_secret_field(field, spec_secrets.iter().copied());
+            if secret {
+                let literal = match value {
+                    Value::Null => continue,
+                    Value::String(s) => {
+                        if let Some(var) = whole_var(s) {
+                            if env.get(var).is_none() {
+                                return Err(not_set(var, field));
+                            }
+                            secrets.insert(field.clone(), var.to_string());
+                            continue;
+                        }
+                        let substituted = substitute_env(s, env);
+                        if let Some(var) = vars_in(&substituted).first() {
+                            return Err(not_set(var, field));
+                        }
+                        substituted
+                    }
+                    Value::Number(_) | Value::Bool(_) => value.to_string(),
+                    other => crate::compile::canonical::canonical_json(other),
+                };
+                let name = synthetic_secret_var(family, &chosen.name, field);
+                synthetic_env.push((name.clone(), literal));
+                secrets.insert(field.clone(), name);
+            } else {
+                fields.insert(field.clone(), substitute_value(value, env, &mut |var| not_set(var, field))?);
+            }
+        }
+        Ok(ResolvedConnection {
+            descriptor: ConnectionDescriptor { family: family.to_string(), alias: chosen.name.clone(), fields, secrets },
+            synthetic_env,
+        })
+    }
+
+    /// The masked listing of `osiris connections list --json`:
+    /// `{connections: {family: {alias: {config, env_vars: {VAR: set?}, is_default}}}}`.
+    /// Secret values are `***MASKED***`; `${VAR}` references are shown as written.
+    /// `spec_secrets(family)` returns component-specific secret names of the family.
+    pub fn list_masked(&self, spec_secrets: &dyn Fn(&str) -> Vec<String>, env: &dyn SecretSource) -> Value {
+        let mut out = Map::new();
+        for (family, aliases) in &self.families {
+            let extra = spec_secrets(family);
+            let default = self.default_alias(family);
+            let mut fam = Map::new();
+            for alias in aliases {
+                let mut config = Map::new();
+                let mut env_vars = Map::new();
+                for (k, v) in &alias.fields {
+                    collect_vars(v, &mut |var| {
+                        env_vars.insert(var.to_string(), Value::Bool(env.get(var).is_some()));
+                    });
+                    config.insert(k.clone(), mask_value(k, v, &extra));
+                }
+                fam.insert(
+                    alias.name.clone(),
+                    json!({"config": config, "env_vars": env_vars, "is_default": default == Some(alias.name.as_str())}),
+                );
+            }
+            out.insert(family.clone(), Value::Object(fam));
+        }
+        json!({ "connections": out })
+    }
+}
+
+fn substitute_value(
+    v: &Value,
+    env: &dyn SecretSource,
+    not_set: &mut dyn FnMut(&str) -> ConnectionFileError,
+) -> Result<Value, ConnectionFileError> {
+    Ok(match v {
+        Value::String(s) => {
+            let out = substitute_env(s, env);
+            if let Some(var) = vars_in(&out).first() {
+                return Err(not_set(var));
+            }
+            Value::String(out)
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| substitute_value(i, env, not_set)).collect::<Result<_, _>>()?)
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, i)| Ok((k.clone(), substitute_value(i, env, not_set)?)))
+                .collect::<Result<_, ConnectionFileError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn collect_vars(v: &Value, f: &mut dyn FnMut(&str)) {
+    match v {
+        Value::String(s) => vars_in(s).iter().for_each(|var| f(var)),
+        Value::Array(items) => items.iter().for_each(|i| collect_vars(i, f)),
+        Value::Object(m) => m.values().for_each(|i| collect_vars(i, f)),
+        _ => {}
+    }
+}
+
+fn mask_value(key: &str, v: &Value, extra: &[String]) -> Value {
+    let secret = is_connection_secret_field(key, extra.iter().map(String::as_str));
+    match v {
+        Value::String(s) if secret && !s.starts_with("${") => Value::String(MASK.to_string()),
+        Value::Number(_) | Value::Bool(_) if secret && key != "default" => Value::String(MASK.to_string()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, i)| (k.clone(), mask_value(k, i, extra))).collect()),
+        Value::Array(items) if secret => Value::Array(items.iter().map(|_| Value::String(MASK.to_string())).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"version: 1
+connections:
+  db:
+    zeta:
+      host: zeta.local
+    main:
+      default: true
+      host: ${DB_HOST}
+      port: 3306
+      user: admin
+      password: ${DB_PASSWORD}
+    other:
+      default: true
+      host: other.local
+  pg:
+    default:
+      host: pg.local
+      pg_password: "literal-pg-secret"
+    b:
+      host: b.local
+  nodefault:
+    a: {host: a}
+    b: {host: b}
+  unset:
+    main:
+      default: true
+      host: ${NOT_SET_ANYWHERE}
+      token: "${MISSING_TOKEN}"
+"#;
+
+    fn env() -> BTreeMap<String, String> {
+        [("DB_HOST", "db.example.com"), ("DB_PASSWORD", "super-secret-pw"), ("EMPTY", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file() -> ConnectionsFile {
+        ConnectionsFile::parse(FILE, Some(Path::new("/cfg/osiris_connections.yaml"))).unwrap()
+    }
+
+    #[test]
+    fn default_alias_precedence() {
+        let f = file();
+        // `default: true` first in file order wins over later ones; file order is kept
+        // (`zeta` comes first although it sorts last).
+        assert_eq!(f.aliases("db"), vec!["zeta", "main", "other"]);
+        assert_eq!(f.default_alias("db"), Some("main"));
+        // Then an alias named `default`.
+        assert_eq!(f.default_alias("pg"), Some("default"));
+        // Else an error listing aliases.
+        let err = f.resolve("nodefault", None, &[], &env()).unwrap_err();
+        assert!(matches!(err, ConnectionFileError::NoDefault { .. }));
+        assert!(err.to_string().contains("aliases: a, b"), "{err}");
+    }
+
+    #[test]
+    fn substitution_and_secret_placeholders() {
+        let f = file();
+        let r = f.resolve("db", None, &[], &env()).unwrap();
+        let d = &r.descriptor;
+        assert_eq!(d.alias, "main");
+        assert_eq!(d.fields["host"], "db.example.com");
+        assert_eq!(d.fields["port"], 3306);
+        assert!(!d.fields.contains_key("default"));
+        assert!(!d.fields.contains_key("password"));
+        assert_eq!(d.secrets["password"], "DB_PASSWORD");
+        assert!(r.synthetic_env.is_empty());
+        let json = serde_json::to_string(&r.descriptor).unwrap();
+        assert!(!json.contains("super-secret-pw"));
+        // Explicit alias and @ref form.
+        assert_eq!(f.resolve("db", Some("zeta"), &[], &env()).unwrap().descriptor.fields["host"], "zeta.local");
+        assert_eq!(f.resolve("db", Some("@db.other"), &[], &env()).unwrap().descriptor.alias, "other");
+        // Spec secret names extend the list.
+        let r = f.resolve("db", Some("main"), &["user"], &env()).unwrap();
+        assert!(r.descriptor.secrets.contains_key("user"));
+        assert!(!serde_json::to_string(&r.descriptor).unwrap().contains("admin"));
+    }
+
+    #[test]
+    fn literal_secrets_map_to_synthetic_env() {
+        let r = file().resolve("pg", None, &[], &env()).unwrap();
+        assert_eq!(r.descriptor.secrets["pg_password"], "OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD");
+        assert_eq!(r.synthetic_env, vec![("OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD".to_string(), "literal-pg-secret".to_string())]);
+        assert!(!serde_json::to_string(&r.descriptor).unwrap().contains("literal-pg-secret"));
+        assert!(!format!("{r:?}").contains("literal-pg-secret"));
+        assert_eq!(synthetic_secret_var("my-fam", "a.b", "key"), "OSIRIS_SECRET_MY_FAM_A_B_KEY");
+    }
+
+    #[test]
+    fn unset_variables_and_lookup_errors() {
+        let f = file();
+        let err = f.resolve("unset", None, &[], &env()).unwrap_err();
+        assert_eq!(err.to_string(), "Environment variable 'NOT_SET_ANYWHERE' not set for host in unset.main; export it or add it to .env");
+        // Empty counts as unset.
+        let mut e = env();
+        e.insert("NOT_SET_ANYWHERE".into(), "x".into());
+        let err = f.resolve("unset", None, &[], &e).unwrap_err();
+        assert!(err.to_string().contains("'MISSING_TOKEN' not set for token"), "{err}");
+        let err = f.resolve("nope", None, &[], &env()).unwrap_err();
+        assert!(err.to_string().contains("Available families: db, pg, nodefault, unset"), "{err}");
+        let err = f.resolve("db", Some("missing"), &[], &env()).unwrap_err();
+        assert!(err.to_string().contains("Available aliases: zeta, main, other"), "{err}");
+        let err = f.resolve("db", Some("@pg.default"), &[], &env()).unwrap_err();
+        assert!(matches!(err, ConnectionFileError::FamilyMismatch { .. }));
+        assert_eq!(substitute_env("a${EMPTY}b${DB_HOST}", &env()), "a${EMPTY}bdb.example.com");
+    }
+
+    #[test]
+    fn load_searches_home_then_cwd() {
+        let home = tempfile::tempdir().unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(cwd.path().join(CONNECTIONS_FILE), "connections:\n  x: {local: {path: cwd}}\n").unwrap();
+        let f = ConnectionsFile::load(Some(home.path()), cwd.path()).unwrap();
+        assert_eq!(f.families(), vec!["x"]);
+        std::fs::write(home.path().join(CONNECTIONS_FILE), "connections:\n  y: {local: {path: home}}\n").unwrap();
+        let f = ConnectionsFile::load(Some(home.path()), cwd.path()).unwrap();
+        assert_eq!(f.families(), vec!["y"]);
+        let empty = tempfile::tempdir().unwrap();
+        let f = ConnectionsFile::load(None, empty.path()).unwrap();
+        let err = f.resolve("mysql", None, &[], &env()).unwrap_err();
+        assert!(err.to_string().contains("no connections configured"), "{err}");
+        let err = ConnectionsFile::parse("connections:\n  a: [1\n", None).unwrap_err();
+        assert!(matches!(err, ConnectionFileError::Yaml { line: 2.., .. }), "{err}");
+    }
+
+    #[test]
+    fn masked_listing() {
+        let v = file().list_masked(&|_| Vec::new(), &env());
+        let main = &v["connections"]["db"]["main"];
+        assert_eq!(main["config"]["password"], "${DB_PASSWORD}");
+        assert_eq!(main["env_vars"]["DB_PASSWORD"], true);
+        assert_eq!(main["is_default"], true);
+        assert_eq!(v["connections"]["db"]["other"]["is_default"], false);
+        assert_eq!(v["connections"]["pg"]["default"]["config"]["pg_password"], MASK);
+        assert_eq!(v["connections"]["unset"]["main"]["env_vars"]["MISSING_TOKEN"], false);
+        assert!(!v.to_string().contains("literal-pg-secret"));
+    }
+}

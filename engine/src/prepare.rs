@@ -1,0 +1,225 @@
+//! Preparation: a [`Compiled`] pipeline bound to connections and limits becomes a
+//! [`PreparedRun`] — without any secret value.
+//!
+//! Every step's connection is resolved: an explicit `connection: "@family.alias"`, else the
+//! family's default alias when the component's spec requires a connection; components whose
+//! connection is optional (files) get none unless the step names one.
+
+use serde_json::Value;
+
+use crate::compile::Compiled;
+use crate::connections::SecretSource;
+use crate::connections::file::{ConnectionFileError, ConnectionsFile};
+use crate::prepared::{PreparedRun, PreparedStep, RunLimits, RunMetadata};
+use crate::registry::Registry;
+
+/// Identity of the run being prepared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunInputs {
+    /// `2025-10-07T14-22-19Z_<ULID>`.
+    pub run_id: String,
+    /// `local`, `process` or `e2b`.
+    pub adapter: String,
+    /// RFC 3339 time the run was created.
+    pub created_at: String,
+}
+
+/// Preparation errors. Messages name the step and the connection, never a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The manifest names a component that this build does not have.
+    #[error("step '{step}': unknown component '{component}'; recompile the pipeline with this osiris version")]
+    UnknownComponent {
+        /// The step id.
+        step: String,
+        /// The component.
+        component: String,
+    },
+    /// A manifest step has no config.
+    #[error("step '{step}' has no compiled config; recompile the pipeline")]
+    MissingConfig {
+        /// The step id.
+        step: String,
+    },
+    /// The step's connection could not be resolved.
+    #[error("step '{step}': connection {reference}: {source}")]
+    Connection {
+        /// The step id.
+        step: String,
+        /// `@family.alias` or `@family (default)`.
+        reference: String,
+        /// Why.
+        #[source]
+        source: Box<ConnectionFileError>,
+    },
+}
+
+/// Builds the [`PreparedRun`] of `compiled`. Returns it with the synthetic secret variables of
+/// secrets written literally in the connections file (`(name, value)`); the caller puts those
+/// into the environment of the process that binds connections (for example through
+/// [`crate::connections::dotenv::LayeredEnv`]) and never serializes them.
+pub fn prepare(
+    compiled: &Compiled,
+    connections: &ConnectionsFile,
+    registry: &Registry,
+    env: &dyn SecretSource,
+    run: RunInputs,
+    limits: RunLimits,
+) -> Result<(PreparedRun, Vec<(String, String)>), PrepareError> {
+    let mut steps = Vec::with_capacity(compiled.manifest.steps.len());
+    let mut secret_env: Vec<(String, String)> = Vec::new();
+    for mstep in &compiled.manifest.steps {
+        let component = registry.get(&mstep.component).ok_or_else(|| PrepareError::UnknownComponent {
+            step: mstep.id.clone(),
+            component: mstep.component.clone(),
+        })?;
+        let spec = component.spec();
+        let cfg = compiled.step_config(&mstep.id).ok_or_else(|| PrepareError::MissingConfig { step: mstep.id.clone() })?;
+        let reference = cfg.get("connection").and_then(Value::as_str);
+        let target = match (reference, &spec.connection) {
+            (Some(r), _) => {
+                let (family, alias) = r.trim_start_matches('@').split_once('.').unwrap_or((r, ""));
+                Some((family.to_string(), Some(alias.to_string()), r.to_string()))
+            }
+            (None, Some(c)) if c.required => Some((c.family.clone(), None, format!("@{} (default alias)", c.family))),
+            _ => None,
+        };
+        let connection = match target {
+            None => None,
+            Some((family, alias, shown)) => {
+                let secrets: Vec<&str> = spec.secret_names().collect();
+                let resolved = connections.resolve(&family, alias.as_deref(), &secrets, env).map_err(|source| {
+                    PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
+                })?;
+                for pair in resolved.synthetic_env {
+                    if !secret_env.iter().any(|(k, _)| *k == pair.0) {
+                        secret_env.push(pair);
+                    }
+                }
+                Some(resolved.descriptor)
+            }
+        };
+        let mut config = cfg.clone();
+        for key in ["component", "mode", "connection"] {
+            config.remove(key);
+        }
+        steps.push(PreparedStep {
+            id: mstep.id.clone(),
+            component: mstep.component.clone(),
+            mode: mstep.mode,
+            needs: mstep.needs.clone(),
+            config,
+            connection,
+        });
+    }
+    let prepared = PreparedRun {
+        manifest: compiled.manifest.clone(),
+        steps,
+        params: compiled.params.clone(),
+        limits,
+        metadata: RunMetadata {
+            run_id: run.run_id,
+            pipeline_id: compiled.manifest.pipeline.id.clone(),
+            pipeline_slug: compiled.pipeline_slug.clone(),
+            profile: compiled.profile.clone(),
+            adapter: run.adapter,
+            created_at: run.created_at,
+        },
+    };
+    Ok((prepared, secret_env))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::compile::Compiler;
+    use crate::test_support::registry;
+
+    const OML: &str = r#"oml_version: "0.1.0"
+name: prep
+steps:
+  - id: explicit
+    component: db.extractor
+    mode: read
+    config: {connection: "@db.main", query: "SELECT 1"}
+  - id: by-default
+    component: db.extractor
+    mode: read
+    needs: []
+    config: {query: "SELECT 2"}
+  - id: write
+    component: files.writer
+    mode: write
+    needs: [explicit]
+    config: {path: out.csv}
+"#;
+
+    const CONNS: &str = r#"connections:
+  db:
+    main:
+      host: ${DB_HOST}
+      user: admin
+      password: ${DB_PASSWORD}
+    fallback:
+      default: true
+      host: fallback.local
+      password: "literal-secret-123"
+"#;
+
+    fn run() -> RunInputs {
+        RunInputs { run_id: "2025-01-01T00-00-00Z_01J".into(), adapter: "local".into(), created_at: "2025-01-01T00:00:00Z".into() }
+    }
+
+    fn env() -> BTreeMap<String, String> {
+        [("DB_HOST".to_string(), "db.local".to_string()), ("DB_PASSWORD".to_string(), "env-secret-456".to_string())].into()
+    }
+
+    #[test]
+    fn prepared_run_has_no_secret_values() {
+        let reg = registry();
+        let compiled = Compiler::new(&reg).compile(Path::new("prep.yaml"), OML).unwrap();
+        let conns = ConnectionsFile::parse(CONNS, None).unwrap();
+        let (prepared, secret_env) = prepare(&compiled, &conns, &reg, &env(), run(), RunLimits::default()).unwrap();
+        let json = serde_json::to_string(&prepared).unwrap();
+        assert!(!json.contains("env-secret-456"), "{json}");
+        assert!(!json.contains("literal-secret-123"), "{json}");
+        let explicit = &prepared.steps[0];
+        let c = explicit.connection.as_ref().unwrap();
+        assert_eq!((c.alias.as_str(), c.fields["host"].as_str()), ("main", Some("db.local")));
+        assert_eq!(c.secrets["password"], "DB_PASSWORD");
+        assert!(!explicit.config.contains_key("connection") && !explicit.config.contains_key("component"));
+        assert_eq!(explicit.config["port"], 3306);
+        let by_default = prepared.steps[1].connection.as_ref().unwrap();
+        assert_eq!(by_default.alias, "fallback");
+        assert_eq!(by_default.secrets["password"], "OSIRIS_SECRET_DB_FALLBACK_PASSWORD");
+        assert_eq!(secret_env, vec![("OSIRIS_SECRET_DB_FALLBACK_PASSWORD".to_string(), "literal-secret-123".to_string())]);
+        assert!(prepared.steps[2].connection.is_none());
+        assert_eq!(prepared.steps[2].needs, vec!["explicit"]);
+        assert_eq!(prepared.metadata.pipeline_slug, "prep");
+        // Binding reads the value from the environment only now.
+        let bound = c.bind(&env()).unwrap();
+        assert_eq!(bound.get_string("password").as_deref(), Some("env-secret-456"));
+        // The PreparedRun round-trips through JSON.
+        let back: PreparedRun = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, prepared);
+    }
+
+    #[test]
+    fn connection_errors_name_step_and_reference() {
+        let reg = registry();
+        let compiled = Compiler::new(&reg).compile(Path::new("prep.yaml"), OML).unwrap();
+        let conns = ConnectionsFile::parse(CONNS, None).unwrap();
+        let mut e = env();
+        e.remove("DB_PASSWORD");
+        let err = prepare(&compiled, &conns, &reg, &e, run(), RunLimits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "step 'explicit': connection @db.main: Environment variable 'DB_PASSWORD' not set for password in db.main; export it or add it to .env"
+        );
+        let err = prepare(&compiled, &ConnectionsFile::empty(), &reg, &env(), run(), RunLimits::default()).unwrap_err();
+        assert!(err.to_string().contains("no connections configured"), "{err}");
+    }
+}
