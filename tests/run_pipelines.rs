@@ -48,8 +48,8 @@ fn fan_out_writes_both_outputs_equal_to_the_input_and_a_full_run_log() {
     project.write("fan_out.yaml", FAN_OUT);
     let output = project.run(&["run", "fan_out.yaml"]);
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(project.read("out/a.csv"), sample_csv());
-    assert_eq!(project.read("out/b.csv"), sample_csv());
+    assert_eq!(project.read_text("out/a.csv"), sample_csv());
+    assert_eq!(project.read_text("out/b.csv"), sample_csv());
 
     let run_dir = project.only_run_dir();
     let relative = run_dir.strip_prefix(project.path()).unwrap().to_string_lossy().to_string();
@@ -146,7 +146,7 @@ steps:
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("write-bad"), "the error names the failed step:\n{stderr}");
     assert!(stderr.contains("blocked/bad.csv"), "the error names the path:\n{stderr}");
-    assert_eq!(project.read("out/good.csv"), sample_csv());
+    assert_eq!(project.read_text("out/good.csv"), sample_csv());
 
     let run_dir = project.only_run_dir();
     let status: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap();
@@ -220,5 +220,5 @@ steps:
     );
     let output = project.run(&["run", "roundtrip.yaml"]);
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(String::from_utf8(project.read("out/orders.csv")).unwrap(), String::from_utf8(sample_csv()).unwrap());
+    assert_eq!(project.read_text("out/orders.csv"), sample_csv());
 }

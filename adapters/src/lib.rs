@@ -51,6 +51,8 @@ pub struct ExecutionContext {
 /// The outcome of an executed run.
 #[derive(Debug)]
 pub struct ExecResult {
+    /// The run id: the `session` of every telemetry line.
+    pub run_id: String,
     pub report: RunReport,
     pub status: RunStatus,
 }

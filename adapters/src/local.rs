@@ -33,6 +33,7 @@ impl ExecutionAdapter for LocalAdapter {
         let mut sinks: Vec<Arc<dyn TelemetrySink>> =
             vec![Arc::new(JsonlSink::create(&dir).map_err(log_err)?), Arc::new(TextLogSink::create(&dir).map_err(log_err)?)];
         sinks.extend(ctx.extra_sinks);
+        let run_id = run.metadata.run_id.clone();
         let env = RunEnv {
             registry: self.registry.clone(),
             telemetry: Telemetry::new(run.metadata.run_id.clone(), sinks),
@@ -48,6 +49,6 @@ impl ExecutionAdapter for LocalAdapter {
         let report = execution.run().await;
         let status = RunStatus::from_report(&report, &ctx.run_dir, self.name());
         ctx.run_dir.write_status(&status).map_err(log_err)?;
-        Ok(ExecResult { report, status })
+        Ok(ExecResult { run_id, report, status })
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::slugify;
 use crate::runtime::{RunReport, StepStatus};
 use crate::telemetry::{Event, Record, RecordBody, TelemetrySink};
 
@@ -51,25 +52,6 @@ fn ulid(now: DateTime<Utc>) -> String {
         value |= (*b as u128) << (72 - 8 * i);
     }
     (0..26).rev().map(|i| ALPHABET[((value >> (5 * i)) & 31) as usize] as char).collect()
-}
-
-/// Osiris's token slug: lower-case, spaces and `_` become `-`, only `[a-z0-9_-]` kept, repeats
-/// collapsed, ends stripped.
-///
-/// ```
-/// assert_eq!(osiris_engine::runlog::slugify("MySQL to CSV_v2"), "mysql-to-csv-v2");
-/// ```
-pub fn slugify(token: &str) -> String {
-    let mut out = String::new();
-    for c in token.to_lowercase().chars() {
-        let c = if c == ' ' || c == '_' { '-' } else { c };
-        if c.is_ascii_alphanumeric() || c == '-' {
-            if !(c == '-' && out.ends_with('-')) {
-                out.push(c);
-            }
-        }
-    }
-    out.trim_matches('-').to_string()
 }
 
 /// The run-log directory of one run.
@@ -257,12 +239,5 @@ mod tests {
         assert_eq!(ulid.len(), 26);
         assert_eq!(ids.run_ts.len(), "20251007T142219Z".len());
         assert_ne!(RunIds::generate().run_id, ids.run_id);
-    }
-
-    #[test]
-    fn slugs_follow_osiris() {
-        assert_eq!(slugify("mysql_to_csv"), "mysql-to-csv");
-        assert_eq!(slugify("  Hello  World!! "), "hello-world");
-        assert_eq!(slugify("2025-10-07T14-22-19Z_01J9"), "2025-10-07t14-22-19z-01j9");
     }
 }

@@ -3,8 +3,13 @@
 //! Exit codes: 0 ok, 1 run failed (or `oml validate` found problems), 2 usage, validation or
 //! compile error.
 
+mod compile;
 mod components;
+mod connections;
+mod oml;
 mod progress;
+mod project;
+mod run;
 
 use std::process::ExitCode;
 
@@ -175,12 +180,24 @@ pub struct CliError {
     message: String,
     hint: Option<String>,
     code: u8,
+    /// The `--json` form, when it is more than `{status, message, hint}`.
+    json: Option<serde_json::Value>,
 }
 
 impl CliError {
     /// Usage, validation or compile error (exit 2).
     fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        CliError { message: message.into(), hint: Some(hint.into()), code: 2 }
+        CliError { message: message.into(), hint: Some(hint.into()), code: 2, json: None }
+    }
+
+    /// A failed run (exit 1).
+    fn run_failed(message: impl Into<String>, hint: Option<String>) -> Self {
+        CliError { message: message.into(), hint, code: 1, json: None }
+    }
+
+    fn with_json(mut self, json: serde_json::Value) -> Self {
+        self.json = Some(json);
+        self
     }
 }
 
@@ -197,7 +214,9 @@ pub fn main() -> ExitCode {
         Ok(outcome) => print_outcome(outcome),
         Err(err) => {
             if json {
-                let value = serde_json::json!({"status": "error", "message": err.message, "hint": err.hint});
+                let value = err
+                    .json
+                    .unwrap_or_else(|| serde_json::json!({"status": "error", "message": err.message, "hint": err.hint}));
                 println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
             } else {
                 eprintln!("error: {}", err.message);
@@ -240,8 +259,11 @@ fn print_outcome(outcome: Outcome) -> ExitCode {
 fn dispatch(command: Command) -> Result<Outcome, CliError> {
     let registry = osiris_adapters::components::builtin_registry();
     match command {
+        Command::Oml(OmlCommand::Validate { files, json }) => oml::validate_files(&registry, &files, json),
+        Command::Compile(args) => compile::command(&registry, &args),
+        Command::Run(args) => run::command(registry, args),
+        Command::Connections(ConnectionsCommand::List { json }) => connections::list(&registry, json),
         Command::Components(ComponentsCommand::List { mode, json }) => components::list(&registry, mode.map(Into::into), json),
         Command::Components(ComponentsCommand::Show { name, json }) => components::show(&registry, &name, json),
-        other => Err(CliError::usage(format!("{other:?} is not available yet"), "see osiris --help")),
     }
 }

@@ -34,6 +34,11 @@ impl Project {
         std::fs::read(self.file(relative)).unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
     }
 
+    /// A UTF-8 file's text (assertions on text show readable diffs).
+    pub fn read_text(&self, relative: &str) -> String {
+        String::from_utf8(self.read(relative)).unwrap_or_else(|e| panic!("{relative} is not UTF-8: {e}"))
+    }
+
     /// An `osiris` command running in the project directory with a clean environment
     /// (no OSIRIS_* variables from the caller).
     pub fn osiris(&self, args: &[&str]) -> Command {
@@ -113,6 +118,6 @@ pub fn event_names(run_dir: &Path) -> Vec<String> {
 }
 
 /// The bundled sample CSV: quotes, embedded newlines, UTF-8, NULLs, mixed types.
-pub fn sample_csv() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/orders.csv")).unwrap()
+pub fn sample_csv() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/orders.csv")).unwrap()
 }

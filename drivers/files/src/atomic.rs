@@ -43,7 +43,13 @@ impl TempTarget {
             _ => PathBuf::from("."),
         };
         if create_dirs {
-            std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, "create directory", &e))?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                DriverError::new(
+                    "write.io_error",
+                    format!("cannot write '{}': cannot create its directory '{}': {e}", target.display(), dir.display()),
+                )
+                .with_hint("choose a `path` whose parent can be a directory (a file of that name may be in the way) and that is writable")
+            })?;
         }
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()

@@ -1,0 +1,59 @@
+//! The project an `osiris` command works in: working directory, `$OSIRIS_HOME`, `osiris.yaml`,
+//! and the environment with `.env` values underneath (never overriding the process).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use osiris_engine::config::OsirisConfig;
+use osiris_engine::connections::dotenv::{LayeredEnv, load_dotenv, process_env_has};
+
+use super::CliError;
+
+pub struct Project {
+    pub cwd: PathBuf,
+    pub home: Option<PathBuf>,
+    pub config: OsirisConfig,
+    /// Root of `build/`, `run_logs/` and `.osiris/`.
+    pub base_dir: PathBuf,
+    /// `.env` pairs not set in the process environment.
+    pub dotenv: Vec<(String, String)>,
+}
+
+impl Project {
+    pub fn load() -> Result<Self, CliError> {
+        let cwd = std::env::current_dir()
+            .map_err(|e| CliError::usage(format!("cannot read the working directory: {e}"), "run osiris from an existing directory"))?;
+        let home = std::env::var_os("OSIRIS_HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        let config = OsirisConfig::load_from_dir(&cwd)
+            .map_err(|e| CliError::usage(e.to_string(), "fix osiris.yaml or remove it to use the defaults"))?;
+        let base_dir = match &config.base_path {
+            Some(base) if base.is_absolute() => base.clone(),
+            Some(base) => cwd.join(base),
+            None => cwd.clone(),
+        };
+        let dotenv = load_dotenv(home.as_deref(), &cwd, &process_env_has)
+            .map_err(|e| CliError::usage(e.to_string(), "fix or remove the .env file"))?;
+        Ok(Project { cwd, home, config, base_dir, dotenv })
+    }
+
+    /// Process environment plus `.env` values, as a map (for `OSIRIS_PARAM_*` lookup).
+    pub fn env_map(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = self.dotenv.iter().cloned().collect();
+        env.extend(std::env::vars());
+        env
+    }
+
+    /// Process environment over `.env` values and `extra` pairs, as a secret source.
+    pub fn secrets(&self, extra: &[(String, String)]) -> LayeredEnv {
+        LayeredEnv::new(self.dotenv.iter().chain(extra.iter()).cloned())
+    }
+
+    pub fn profile(&self, requested: Option<&str>) -> String {
+        requested.map(str::to_string).unwrap_or_else(|| self.config.default_profile.clone())
+    }
+
+    /// A path for display: relative to the working directory when inside it.
+    pub fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.cwd).unwrap_or(path).display().to_string()
+    }
+}

@@ -1,0 +1,240 @@
+//! `osiris run FILE | --last-compile`: compile when given OML, prepare, execute with the local
+//! adapter, show progress, report where outputs and logs are.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use osiris_adapters::local::LocalAdapter;
+use osiris_adapters::{ExecResult, ExecutionAdapter, ExecutionContext};
+use osiris_engine::compile::{self, Compiled};
+use osiris_engine::connections::file::ConnectionsFile;
+use osiris_engine::prepare::{RunInputs, prepare};
+use osiris_engine::prepared::{PreparedRun, RunLimits};
+use osiris_engine::registry::Registry;
+use osiris_engine::runlog::{RunDir, RunIds};
+use osiris_engine::runtime::StepStatus;
+use osiris_engine::runtime::budget::DEFAULT_MEMORY_BUDGET;
+use osiris_engine::spec::Mode;
+use osiris_engine::telemetry::{Record, TelemetrySink};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::compile::{compile_and_write, compile_error};
+use super::progress::{ProgressDisplay, group_thousands};
+use super::project::Project;
+use super::{CliError, Outcome, RunArgs};
+
+pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
+    let started = std::time::Instant::now();
+    let project = Project::load()?;
+    let compiled = load_pipeline(&project, &registry, &args)?;
+    let compile_seconds = started.elapsed().as_secs_f64();
+
+    let connections = ConnectionsFile::load(project.home.as_deref(), &project.cwd)
+        .map_err(|e| CliError::usage(e.to_string(), "fix osiris_connections.yaml (see docs/connections.md)"))?;
+    let ids = RunIds::generate();
+    let limits = RunLimits {
+        memory_budget: args.memory_budget.or(project.config.memory_budget).unwrap_or(DEFAULT_MEMORY_BUDGET),
+        batch_size: project.config.batch_size.unwrap_or(RunLimits::default().batch_size),
+    };
+    let inputs = RunInputs { run_id: ids.run_id.clone(), adapter: "local".into(), created_at: ids.started_at.to_rfc3339() };
+    let env = project.secrets(&[]);
+    let (prepared, secret_env) = prepare(&compiled, &connections, &registry, &env, inputs, limits)
+        .map_err(|e| prepare_error(&e.to_string(), args.json))?;
+
+    let run_dir = create_run_dir(&project, &compiled, &ids)?;
+    let outputs = output_paths(&project, &prepared);
+    let show_progress = !args.json && !args.verbose && ProgressDisplay::wanted();
+    let cancel = CancellationToken::new();
+    let ctx = ExecutionContext {
+        run_dir: run_dir.clone(),
+        base_dir: project.cwd.clone(),
+        secrets: Arc::new(project.secrets(&secret_env)),
+        cancel: cancel.clone(),
+        extra_sinks: if args.verbose { vec![Arc::new(VerboseSink) as Arc<dyn TelemetrySink>] } else { vec![] },
+        on_start: None,
+    };
+    let result = execute(prepared, ctx, registry, cancel, show_progress)?;
+    let total_seconds = started.elapsed().as_secs_f64();
+    report(&project, &result, &run_dir, &outputs, &args, compile_seconds, total_seconds)
+}
+
+fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Result<Compiled, CliError> {
+    let manifest_path = match &args.file {
+        None => compile::last_compile_manifest(&project.base_dir)
+            .map_err(|e| CliError::usage(e.to_string(), "run `osiris compile FILE` first, or pass the pipeline file"))?,
+        Some(file) if is_manifest(file) => file.clone(),
+        Some(file) => return compile_and_write(project, registry, file, &args.pipeline).map(|(compiled, _)| compiled),
+    };
+    compile::load_compiled(&manifest_path).map_err(|e| compile_error(&manifest_path, e))
+}
+
+/// A compiled `manifest.yaml` (rather than OML) has top-level `meta`, `pipeline` and `steps`.
+fn is_manifest(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else { return false };
+    let top: Vec<&str> = text.lines().filter(|l| !l.starts_with([' ', '-', '#', '.']) && l.contains(':')).collect();
+    ["meta:", "pipeline:", "steps:"].iter().all(|k| top.iter().any(|l| l.starts_with(k))) && !top.iter().any(|l| l.starts_with("oml_version:"))
+}
+
+fn prepare_error(message: &str, as_json: bool) -> CliError {
+    let hint = "check osiris_connections.yaml, the environment variables it names and .env (see docs/connections.md)";
+    let err = CliError::usage(message, hint);
+    if as_json {
+        err.with_json(json!({"status": "error", "phase": "prepare", "message": message, "hint": hint}))
+    } else {
+        err
+    }
+}
+
+fn create_run_dir(project: &Project, compiled: &Compiled, ids: &RunIds) -> Result<RunDir, CliError> {
+    let root = project.base_dir.join(&project.config.run_logs_dir);
+    let io_err = |e: std::io::Error| {
+        CliError::run_failed(format!("cannot create the run log under {}: {e}", root.display()), Some("check that the directory is writable".into()))
+    };
+    let run_dir = RunDir::create(&root, &compiled.profile, &compiled.pipeline_slug, ids, compiled.manifest_short()).map_err(io_err)?;
+    let cfgs: Vec<(String, String)> =
+        compiled.steps.iter().filter_map(|s| compiled.cfg_json(&s.id).map(|json| (s.id.clone(), json))).collect();
+    run_dir.write_compiled(&compiled.manifest_yaml(), &cfgs).map_err(io_err)?;
+    Ok(run_dir)
+}
+
+/// The `path` of every writer, resolved against the working directory.
+fn output_paths(project: &Project, prepared: &PreparedRun) -> Vec<(String, PathBuf)> {
+    prepared
+        .steps
+        .iter()
+        .filter(|s| s.mode == Mode::Write)
+        .filter_map(|s| s.config.get("path").and_then(Value::as_str).map(|p| (s.id.clone(), project.cwd.join(p))))
+        .collect()
+}
+
+fn execute(
+    prepared: PreparedRun,
+    mut ctx: ExecutionContext,
+    registry: Registry,
+    cancel: CancellationToken,
+    show_progress: bool,
+) -> Result<ExecResult, CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}"), None))?;
+    let display = Arc::new(std::sync::Mutex::new(None));
+    if show_progress {
+        let slot = display.clone();
+        ctx.on_start = Some(Box::new(move |steps| {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ProgressDisplay::start(steps));
+        }));
+    }
+    let result = runtime.block_on(async move {
+        let interrupt = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: cancelling the run…");
+                interrupt.cancel();
+            }
+        });
+        LocalAdapter::new(registry).execute(prepared, ctx).await
+    });
+    drop(display.lock().unwrap_or_else(|p| p.into_inner()).take());
+    result.map_err(|e| CliError::run_failed(e.to_string(), None))
+}
+
+fn report(
+    project: &Project,
+    result: &ExecResult,
+    run_dir: &RunDir,
+    outputs: &[(String, PathBuf)],
+    args: &RunArgs,
+    compile_seconds: f64,
+    total_seconds: f64,
+) -> Result<Outcome, CliError> {
+    let run = &result.report;
+    let session_dir = run_dir.path().display().to_string();
+    let steps: Vec<Value> = run
+        .steps
+        .iter()
+        .map(|s| {
+            json!({"step_id": s.step_id, "component": s.component, "status": s.status,
+                   "rows_in": s.rows_in, "rows_out": s.rows_out, "rows_read": s.rows_read,
+                   "rows_written": s.rows_written, "duration_seconds": s.duration_seconds})
+        })
+        .collect();
+    let written: Vec<Value> = outputs
+        .iter()
+        .filter(|(step, _)| run.steps.iter().any(|s| &s.step_id == step && s.status == StepStatus::Succeeded))
+        .map(|(step, path)| json!({"step_id": step, "path": project.show(path)}))
+        .collect();
+
+    if let Some(failure) = &run.failure {
+        let message = format!("step '{}' ({}) failed [{}]: {}", failure.step_id, failure.component, failure.code, failure.message);
+        let json = json!({
+            "status": "error", "phase": "execute", "message": message, "hint": failure.hint,
+            "failed_step": failure.step_id, "error_code": failure.code,
+            "session_id": result.run_id, "session_dir": session_dir, "steps": steps,
+        });
+        if !args.json {
+            print!("{}", summary(run, project, run_dir, &written, total_seconds));
+        }
+        return Err(CliError::run_failed(message, failure.hint.clone()).with_json(json));
+    }
+    if args.json {
+        return Ok(Outcome::json(json!({
+            "status": "success",
+            "message": "Pipeline executed successfully (local)",
+            "session_id": result.run_id,
+            "session_dir": session_dir,
+            "artifacts_dir": run_dir.path().join("artifacts").display().to_string(),
+            "execution_type": "local",
+            "duration": {"total": total_seconds, "compile": compile_seconds},
+            "total_rows": run.total_rows,
+            "cache_peak_bytes": run.cache_peak_bytes,
+            "outputs": written,
+            "steps": steps,
+        })));
+    }
+    Ok(Outcome::text(summary(run, project, run_dir, &written, total_seconds)))
+}
+
+fn summary(
+    run: &osiris_engine::runtime::RunReport,
+    project: &Project,
+    run_dir: &RunDir,
+    written: &[Value],
+    total_seconds: f64,
+) -> String {
+    let mut text = String::new();
+    for s in &run.steps {
+        let rows = if s.mode == Mode::Write { s.rows_in } else { s.rows_out };
+        let status = match s.status {
+            StepStatus::Succeeded => "✓",
+            StepStatus::Failed => "✗",
+            _ => "-",
+        };
+        text.push_str(&format!(
+            "  {status} {:<28} {:>14} rows  {:>7.2}s  {:?}\n",
+            s.step_id,
+            group_thousands(rows),
+            s.duration_seconds,
+            s.status
+        ));
+    }
+    let verdict = if run.succeeded() { "✓ Run succeeded" } else { "✗ Run failed" };
+    text.push_str(&format!("{verdict} in {total_seconds:.2}s ({} rows)\n", group_thousands(run.total_rows)));
+    for output in written {
+        text.push_str(&format!("  output:  {}\n", output["path"].as_str().unwrap_or_default()));
+    }
+    text.push_str(&format!("  run log: {}\n", project.show(run_dir.path())));
+    text
+}
+
+/// `--verbose`: every event and metric as a JSON line on stderr.
+struct VerboseSink;
+
+impl TelemetrySink for VerboseSink {
+    fn record(&self, record: &Record) {
+        if let Ok(line) = serde_json::to_string(record) {
+            eprintln!("{line}");
+        }
+    }
+}
