@@ -2,14 +2,34 @@
 //! extractor's output through a bounded channel, and error constructors.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use osiris_engine::driver::{DriverError, StepContext};
 use osiris_engine::runtime::cache::OutputSink;
+use osiris_engine::spec::{ConnectionField, ConnectionSpec, OverridePolicy};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// The optional `filesystem` connection of every file component: its `base_dir` is where
+/// relative `path`s resolve.
+pub(crate) fn filesystem_connection() -> ConnectionSpec {
+    ConnectionSpec {
+        family: "filesystem".into(),
+        required: false,
+        fields: vec![ConnectionField { name: "base_dir".into(), override_policy: OverridePolicy::Allowed, secret: false }],
+    }
+}
+
+/// Resolves a config `path`: absolute paths stay; relative ones resolve against the step's
+/// filesystem connection `base_dir` when it names one, else against the working directory.
+pub(crate) fn resolve_data_path(ctx: &StepContext, path: &str) -> PathBuf {
+    match ctx.connection.as_ref().and_then(|c| c.get_string("base_dir")) {
+        Some(base) if !Path::new(path).is_absolute() => ctx.resolve_path(&base).join(path),
+        _ => ctx.resolve_path(path),
+    }
+}
 
 /// Text encodings the CSV drivers support.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

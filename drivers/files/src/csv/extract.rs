@@ -141,7 +141,7 @@ pub(crate) struct CsvExtractorDriver {
 impl Driver for CsvExtractorDriver {
     async fn run(self: Box<Self>, ctx: StepContext, mut io: StepIo) -> Result<(), DriverError> {
         let output = io.take_output()?;
-        let path = ctx.resolve_path(&self.opts.path);
+        let path = crate::common::resolve_data_path(&ctx, &self.opts.path);
         let telemetry = ctx.telemetry.clone();
         let opts = self.opts;
         run_producer(&ctx, output, move |em| extract(&opts, &path, &telemetry, em)).await

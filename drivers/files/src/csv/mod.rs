@@ -7,7 +7,7 @@ mod write;
 
 use osiris_engine::driver::{Driver, DriverError};
 use osiris_engine::registry::Component;
-use osiris_engine::spec::{ComponentSpec, ConfigField, ConnectionField, ConnectionSpec, FieldType, Mode, OverridePolicy};
+use osiris_engine::spec::{ComponentSpec, ConfigField, FieldType, Mode};
 use serde_json::{Map, Value, json};
 
 /// Name of the CSV extractor component.
@@ -56,11 +56,7 @@ otherwise string; empty fields are NULL. A later value that does not fit the inf
                 .into(),
             modes: vec![Mode::Extract],
             config,
-            connection: Some(ConnectionSpec {
-                family: "filesystem".into(),
-                required: false,
-                fields: vec![ConnectionField { name: "base_dir".into(), override_policy: OverridePolicy::Allowed, secret: false }],
-            }),
+            connection: Some(crate::common::filesystem_connection()),
             example: Some(json!({"path": "data/customers.csv", "delimiter": ",", "header": true})),
         };
         CsvExtractor { spec }
@@ -115,7 +111,7 @@ Columns keep the source order unless sort_columns. The file is written under a t
                 .into(),
             modes: vec![Mode::Write],
             config,
-            connection: None,
+            connection: Some(crate::common::filesystem_connection()),
             example: Some(json!({"path": "output/customers.csv", "delimiter": ",", "newline": "lf"})),
         };
         CsvWriter { spec }

@@ -125,7 +125,7 @@ impl Driver for CsvWriterDriver {
     async fn run(self: Box<Self>, ctx: StepContext, mut io: StepIo) -> Result<(), DriverError> {
         let mut input = io.single_input()?;
         let schema = input.reader.schema().await?;
-        let path = ctx.resolve_path(&self.opts.path);
+        let path = crate::common::resolve_data_path(&ctx, &self.opts.path);
         let (target, file) = TempTarget::create(&path, self.opts.create_dirs)?;
         let mut writer = BufWriter::with_capacity(1 << 20, file);
         let mut encoder = CsvEncoder::new(&schema, &self.opts);

@@ -64,7 +64,7 @@ pub(crate) struct ParquetExtractorDriver {
 impl Driver for ParquetExtractorDriver {
     async fn run(self: Box<Self>, ctx: StepContext, mut io: StepIo) -> Result<(), DriverError> {
         let output = io.take_output()?;
-        let path = ctx.resolve_path(&self.opts.path);
+        let path = crate::common::resolve_data_path(&ctx, &self.opts.path);
         let telemetry = ctx.telemetry.clone();
         let batch_size = self.opts.batch_size.unwrap_or(ctx.batch_size.max(1));
         let opts = self.opts;

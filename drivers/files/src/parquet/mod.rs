@@ -40,7 +40,7 @@ impl ParquetExtractor {
                 ConfigField::optional("batch_size", Integer, "Rows per output batch (default: the run's batch size)"),
                 ConfigField::optional("limit", Integer, "Maximum number of rows to read"),
             ],
-            connection: None,
+            connection: Some(crate::common::filesystem_connection()),
             example: Some(json!({"path": "data/orders.parquet"})),
         };
         ParquetExtractor { spec }
@@ -87,7 +87,7 @@ The file is written under a temporary name and renamed on success, so a failed r
                 ConfigField::with_default("row_group_size", Integer, json!(1_048_576), "Maximum rows per row group"),
                 ConfigField::with_default("create_dirs", Boolean, json!(true), "Create missing parent directories"),
             ],
-            connection: None,
+            connection: Some(crate::common::filesystem_connection()),
             example: Some(json!({"path": "output/orders.parquet", "compression": "zstd"})),
         };
         ParquetWriter { spec }

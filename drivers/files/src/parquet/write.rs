@@ -94,7 +94,7 @@ impl Driver for ParquetWriterDriver {
             return Err(DriverError::new("write.empty_schema", "the input has no columns; Parquet cannot store a file without columns")
                 .with_hint("check the upstream step (an empty CSV file has no columns)"));
         }
-        let path = ctx.resolve_path(&self.opts.path);
+        let path = crate::common::resolve_data_path(&ctx, &self.opts.path);
         let (target, file) = TempTarget::create(&path, self.opts.create_dirs)?;
         let props = WriterProperties::builder()
             .set_compression(self.opts.compression)
