@@ -1,0 +1,137 @@
+//! Connections end to end: masking, missing aliases and variables, and proof that a secret never
+//! reaches any byte a run produces.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Project, describe, sample_csv, stdout_json};
+
+const CONNECTIONS: &str = r#"version: 1
+connections:
+  filesystem:
+    local:
+      default: true
+      base_dir: ${DATA_DIR}
+      api_token: ${SECRET_TOKEN}
+    literal:
+      base_dir: data
+      password: literal-secret-9876
+"#;
+
+fn pipeline(connection: &str) -> String {
+    format!(
+        r#"oml_version: "0.1.0"
+name: with-connection
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      connection: "{connection}"
+      path: in.csv
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    config: {{path: out/copy.csv}}
+"#
+    )
+}
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str, skip: &[&str]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !skip.contains(&name.as_str()) {
+                let bytes = std::fs::read(&path).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    hits.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn secrets_from_env_and_literals_never_appear_in_anything_a_run_produces() {
+    let project = Project::new();
+    project.write("osiris_connections.yaml", CONNECTIONS);
+    project.write(".env", "SECRET_TOKEN=Osiris-Secret-Value-4711\n");
+    project.write("data/in.csv", sample_csv());
+    project.write("env_secret.yaml", pipeline("@filesystem.local"));
+    project.write("literal_secret.yaml", pipeline("@filesystem.literal"));
+
+    let mut run = project.osiris(&["run", "env_secret.yaml", "--json", "--verbose"]);
+    run.env("DATA_DIR", project.file("data"));
+    let output = run.output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(project.read_text("out/copy.csv"), sample_csv(), "base_dir of the connection resolves `path`");
+    let result = stdout_json(&output);
+    let run_dir = Path::new(result["session_dir"].as_str().unwrap()).to_path_buf();
+    let cleaned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("artifacts/extract/cleaned_config.json")).unwrap()).unwrap();
+    assert_eq!(cleaned["resolved_connection"]["api_token"], "***MASKED***");
+    assert_eq!(cleaned["resolved_connection"]["base_dir"], project.file("data").display().to_string());
+
+    let literal = project.run(&["run", "literal_secret.yaml", "--verbose"]);
+    assert!(literal.status.success(), "{}", describe(&literal));
+
+    for (secret, skip) in [("Osiris-Secret-Value-4711", ".env"), ("literal-secret-9876", "osiris_connections.yaml")] {
+        let hits = files_containing(project.path(), secret, &[skip]);
+        assert!(hits.is_empty(), "secret {secret} found in {hits:?}");
+        for out in [&output, &literal] {
+            assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+            assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
+        }
+    }
+}
+
+#[test]
+fn connections_list_masks_secrets_and_reports_env_vars() {
+    let project = Project::new();
+    project.write("osiris_connections.yaml", CONNECTIONS);
+    let output = project.osiris(&["connections", "list", "--json"]).env("SECRET_TOKEN", "xyz-secret").output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let listing = stdout_json(&output);
+    let local = &listing["connections"]["filesystem"]["local"];
+    assert_eq!(local["is_default"], true);
+    assert_eq!(local["env_vars"]["SECRET_TOKEN"], true);
+    assert_eq!(local["env_vars"]["DATA_DIR"], false);
+    assert_eq!(listing["connections"]["filesystem"]["literal"]["config"]["password"], "***MASKED***");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("literal-secret-9876"));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("xyz-secret"));
+}
+
+#[test]
+fn a_missing_connection_alias_fails_before_running_with_exit_2() {
+    let project = Project::new();
+    project.write("osiris_connections.yaml", CONNECTIONS);
+    project.write("p.yaml", pipeline("@filesystem.nope"));
+    let output = project.run(&["run", "p.yaml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("extract") && stderr.contains("nope"), "{stderr}");
+    assert!(stderr.contains("local") && stderr.contains("literal"), "lists the available aliases: {stderr}");
+    assert!(project.run_dirs().is_empty(), "no run starts");
+}
+
+#[test]
+fn an_unset_environment_variable_fails_before_running_with_exit_2() {
+    let project = Project::new();
+    project.write("osiris_connections.yaml", CONNECTIONS);
+    project.write("p.yaml", pipeline("@filesystem.local"));
+    let output = project.osiris(&["run", "p.yaml", "--json"]).env_remove("DATA_DIR").env("SECRET_TOKEN", "t0ken-value").output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let result = stdout_json(&output);
+    assert_eq!(result["phase"], "prepare");
+    let message = result["message"].as_str().unwrap();
+    assert!(message.contains("DATA_DIR") && message.contains("base_dir"), "{message}");
+    assert!(!describe(&output).contains("t0ken-value"));
+}
