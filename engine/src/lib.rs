@@ -9,6 +9,7 @@ pub mod compile;
 pub mod config;
 pub mod connections;
 pub mod driver;
+pub mod embed;
 pub mod manifest;
 pub mod pipeline;
 pub mod prepare;

@@ -23,7 +23,7 @@ use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, Schema, SchemaRef};
-use futures::Stream;
+use futures::stream::BoxStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -436,14 +436,14 @@ impl InputReader {
     }
 
     /// Turns the reader into a `Stream` of batches.
-    pub fn into_stream(self) -> impl Stream<Item = Result<RecordBatch, CacheError>> + Send {
-        futures::stream::unfold(self, |mut reader| async move {
+    pub fn into_stream(self) -> BoxStream<'static, Result<RecordBatch, CacheError>> {
+        Box::pin(futures::stream::unfold(self, |mut reader| async move {
             match reader.next_batch().await {
                 Ok(Some(batch)) => Some((Ok(batch), reader)),
                 Ok(None) => None,
                 Err(e) => Some((Err(e), reader)),
             }
-        })
+        }))
     }
 
     fn count(&self, batch: RecordBatch) -> RecordBatch {
