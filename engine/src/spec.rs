@@ -227,3 +227,54 @@ impl ComponentSpec {
         self.modes.contains(&mode)
     }
 }
+
+impl ComponentSpec {
+    /// The component's reference section in Markdown (`docs/components.md` is made of these).
+    pub fn markdown(&self) -> String {
+        let modes: Vec<&str> = self.modes.iter().map(|m| m.as_str()).collect();
+        let mut out = format!("## `{}`\n\n{}\n\n", self.name, self.title);
+        if !self.description.is_empty() {
+            out.push_str(&format!("{}\n\n", self.description));
+        }
+        out.push_str(&format!("- version: {}\n- modes: {}\n", self.version, modes.join(", ")));
+        match &self.connection {
+            Some(c) => {
+                let fields: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
+                out.push_str(&format!(
+                    "- connection: family `{}`, {}{}\n",
+                    c.family,
+                    if c.required { "required" } else { "optional" },
+                    if fields.is_empty() { String::new() } else { format!("; provides {}", fields.join(", ")) }
+                ));
+            }
+            None => out.push_str("- connection: none\n"),
+        }
+        out.push_str("\n| key | type | required | default | description |\n|---|---|---|---|---|\n");
+        for f in &self.config {
+            let mut description = f.description.replace('|', "\\|");
+            if !f.allowed.is_empty() {
+                let allowed: Vec<String> = f.allowed.iter().map(|v| format!("`{}`", v.to_string().trim_matches('"'))).collect();
+                description.push_str(&format!(" One of {}.", allowed.join(", ")));
+            }
+            if f.secret {
+                description.push_str(" Secret: comes from a connection, never inline.");
+            }
+            let default = f.default.as_ref().map(|d| format!("`{d}`")).unwrap_or_default();
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                f.name,
+                f.field_type.as_str(),
+                if f.required { "yes" } else { "" },
+                default.replace('|', "\\|"),
+                description
+            ));
+        }
+        if let Some(example) = &self.example {
+            out.push_str(&format!(
+                "\nExample step config:\n\n```json\n{}\n```\n",
+                serde_json::to_string_pretty(example).unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
