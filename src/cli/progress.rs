@@ -26,9 +26,10 @@ impl ProgressDisplay {
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut drawn = 0;
+            let mut frozen: Vec<Option<f64>> = vec![None; steps.len()];
             loop {
                 let finished = flag.load(Ordering::Relaxed);
-                drawn = draw(&steps, drawn);
+                drawn = draw(&steps, &mut frozen, drawn);
                 if finished {
                     break;
                 }
@@ -48,19 +49,27 @@ impl Drop for ProgressDisplay {
     }
 }
 
-fn draw(steps: &[StepProgress], previously_drawn: usize) -> usize {
+/// Draws one line per step; `frozen` keeps the elapsed time of steps that have ended.
+fn draw(steps: &[StepProgress], frozen: &mut [Option<f64>], previously_drawn: usize) -> usize {
     let width = steps.iter().map(|s| s.step_id.len()).max().unwrap_or(4).min(40);
     let mut out = String::new();
     if previously_drawn > 0 {
         out.push_str(&format!("\x1b[{previously_drawn}A"));
     }
-    for step in steps {
+    for (step, frozen) in steps.iter().zip(frozen.iter_mut()) {
         let rows = match step.mode {
             Mode::Write => StepCounters::get(&step.counters.rows_in),
             _ => StepCounters::get(&step.counters.rows_out),
         };
         let status = *step.status.borrow();
-        let elapsed = step.started.get().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let running = matches!(status, StepStatus::Pending | StepStatus::Running);
+        let elapsed = match *frozen {
+            Some(elapsed) => elapsed,
+            None => step.started.get().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
+        };
+        if !running && frozen.is_none() {
+            *frozen = Some(elapsed);
+        }
         let rate = if elapsed > 0.0 { rows as f64 / elapsed } else { 0.0 };
         let label = match status {
             StepStatus::Pending => "waiting ",

@@ -56,7 +56,7 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
     };
     let result = execute(prepared, ctx, registry, cancel, show_progress)?;
     let total_seconds = started.elapsed().as_secs_f64();
-    report(&project, &result, &run_dir, &outputs, &args, compile_seconds, total_seconds)
+    report(&project, &result, &run_dir, &outputs, &args, compile_seconds, total_seconds, show_progress)
 }
 
 fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Result<Compiled, CliError> {
@@ -148,6 +148,7 @@ fn report(
     args: &RunArgs,
     compile_seconds: f64,
     total_seconds: f64,
+    show_progress: bool,
 ) -> Result<Outcome, CliError> {
     let run = &result.report;
     let session_dir = run_dir.path().display().to_string();
@@ -174,7 +175,7 @@ fn report(
             "session_id": result.run_id, "session_dir": session_dir, "steps": steps,
         });
         if !args.json {
-            print!("{}", summary(run, project, run_dir, &written, total_seconds));
+            print!("{}", summary(run, project, run_dir, &written, total_seconds, show_progress));
         }
         return Err(CliError::run_failed(message, failure.hint.clone()).with_json(json));
     }
@@ -193,7 +194,7 @@ fn report(
             "steps": steps,
         })));
     }
-    Ok(Outcome::text(summary(run, project, run_dir, &written, total_seconds)))
+    Ok(Outcome::text(summary(run, project, run_dir, &written, total_seconds, show_progress)))
 }
 
 fn summary(
@@ -202,9 +203,11 @@ fn summary(
     run_dir: &RunDir,
     written: &[Value],
     total_seconds: f64,
+    progress_shown: bool,
 ) -> String {
     let mut text = String::new();
-    for s in &run.steps {
+    // The progress display already left one line per step on the terminal.
+    for s in run.steps.iter().filter(|_| !progress_shown) {
         let rows = if s.mode == Mode::Write { s.rows_in } else { s.rows_out };
         let status = match s.status {
             StepStatus::Succeeded => "✓",
@@ -212,11 +215,11 @@ fn summary(
             _ => "-",
         };
         text.push_str(&format!(
-            "  {status} {:<28} {:>14} rows  {:>7.2}s  {:?}\n",
+            "  {status} {:<28} {:>14} rows  {:>7.2}s{}\n",
             s.step_id,
             group_thousands(rows),
             s.duration_seconds,
-            s.status
+            if s.status == StepStatus::Cancelled { "  (cancelled)" } else { "" }
         ));
     }
     let verdict = if run.succeeded() { "✓ Run succeeded" } else { "✗ Run failed" };
