@@ -28,7 +28,11 @@ pub async fn run_orders_example(project_root: &Path, out_dir: &Path) -> Result<u
     let mut seen = 0;
     while let Some(batch) = rows.next().await {
         let batch = batch?;
-        println!("extract-orders: batch of {} rows, columns {:?}", batch.num_rows(), batch.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>());
+        println!(
+            "extract-orders: batch of {} rows, columns {:?}",
+            batch.num_rows(),
+            batch.schema().fields().iter().map(|f| f.name()).collect::<Vec<_>>()
+        );
         seen += batch.num_rows();
     }
     let report = execution.await?;

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || { echo "error: cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2; exit 2; }
 
+cargo fmt --all --check
+
 # One build of the whole workspace (never per package: -p recompiles dependencies with other features).
 cargo build --workspace --all-targets --locked
 
@@ -16,4 +18,5 @@ for banned in openssl-sys aws-lc-sys; do
   fi
 done
 
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked

@@ -127,7 +127,12 @@ fn an_unset_environment_variable_fails_before_running_with_exit_2() {
     let project = Project::new();
     project.write("osiris_connections.yaml", CONNECTIONS);
     project.write("p.yaml", pipeline("@filesystem.local"));
-    let output = project.osiris(&["run", "p.yaml", "--json"]).env_remove("DATA_DIR").env("SECRET_TOKEN", "t0ken-value").output().unwrap();
+    let output = project
+        .osiris(&["run", "p.yaml", "--json"])
+        .env_remove("DATA_DIR")
+        .env("SECRET_TOKEN", "t0ken-value")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let result = stdout_json(&output);
     assert_eq!(result["phase"], "prepare");

@@ -19,5 +19,8 @@ fn components_reference_matches_the_specs() {
         std::fs::write(path, &expected).unwrap();
     }
     let actual = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(actual == expected, "docs/components.md is out of date: run UPDATE_DOCS=1 cargo test --workspace --test docs");
+    assert!(
+        actual == expected,
+        "docs/components.md is out of date: run UPDATE_DOCS=1 cargo test --workspace --test docs"
+    );
 }

@@ -54,14 +54,23 @@ fn fan_out_writes_both_outputs_equal_to_the_input_and_a_full_run_log() {
     let run_dir = project.only_run_dir();
     let relative = run_dir.strip_prefix(project.path()).unwrap().to_string_lossy().to_string();
     assert!(relative.starts_with("run_logs/dev/fan-out/"), "{relative}");
-    for file in ["events.jsonl", "metrics.jsonl", "osiris.log", "status.json", "manifest.yaml", "cfg/extract.json", "cfg/write-a.json"] {
+    for file in [
+        "events.jsonl",
+        "metrics.jsonl",
+        "osiris.log",
+        "status.json",
+        "manifest.yaml",
+        "cfg/extract.json",
+        "cfg/write-a.json",
+    ] {
         assert!(run_dir.join(file).is_file(), "missing {file} in {relative}");
     }
     let cleaned: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("artifacts/write-a/cleaned_config.json")).unwrap()).unwrap();
     assert_eq!(cleaned["path"], "out/a.csv");
 
-    let status: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap();
     assert_eq!(status["ok"], true);
     assert_eq!(status["exit_code"], 0);
     assert_eq!(status["steps_completed"], 3);
@@ -72,7 +81,8 @@ fn fan_out_writes_both_outputs_equal_to_the_input_and_a_full_run_log() {
     assert_eq!(events.iter().filter(|e| *e == "step_complete").count(), 3);
     assert_eq!(events.iter().filter(|e| *e == "inputs_resolved").count(), 2);
     let metrics = jsonl(&run_dir.join("metrics.jsonl"));
-    let rows_written: Vec<_> = metrics.iter().filter(|m| m["metric"] == "rows_written").map(|m| m["value"].as_u64().unwrap()).collect();
+    let rows_written: Vec<_> =
+        metrics.iter().filter(|m| m["metric"] == "rows_written").map(|m| m["value"].as_u64().unwrap()).collect();
     assert_eq!(rows_written, vec![6, 6]);
     let rows_read = metrics.iter().find(|m| m["metric"] == "rows_read").unwrap();
     assert_eq!((rows_read["value"].as_u64(), rows_read["step_id"].as_str()), (Some(6), Some("extract")));
@@ -149,7 +159,8 @@ steps:
     assert_eq!(project.read_text("out/good.csv"), sample_csv());
 
     let run_dir = project.only_run_dir();
-    let status: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap();
     assert_eq!(status["ok"], false);
     assert_eq!(status["failed_step"], "write-bad");
     let events = jsonl(&run_dir.join("events.jsonl"));

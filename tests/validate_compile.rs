@@ -94,7 +94,12 @@ fn cycles_duplicate_ids_and_unknown_dependencies_are_all_reported_at_once() {
 fn unknown_config_keys_and_inline_secrets_are_rejected_without_echoing_the_secret() {
     let oml = pipeline(&[
         step("a", "filesystem.csv_extractor", "read", "    config: {path: x.csv}\n"),
-        step("b", "filesystem.csv_writer", "write", "    config:\n      path: b.csv\n      delimter: \";\"\n      password: hunter2-plaintext\n"),
+        step(
+            "b",
+            "filesystem.csv_writer",
+            "write",
+            "    config:\n      path: b.csv\n      delimter: \";\"\n      password: hunter2-plaintext\n",
+        ),
     ]);
     let (code, errors, report) = validate(&oml);
     assert_eq!(code, Some(1));
@@ -151,7 +156,13 @@ fn compile_is_deterministic_and_writes_the_osiris_build_layout() {
     for (file, before) in files.iter().zip(&snapshot) {
         let after = std::fs::read(build_dir.join(file)).unwrap();
         if *file == "manifest.yaml" {
-            let strip = |b: &[u8]| String::from_utf8_lossy(b).lines().filter(|l| !l.contains("generated_at")).collect::<Vec<_>>().join("\n");
+            let strip = |b: &[u8]| {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .filter(|l| !l.contains("generated_at"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
             assert_eq!(strip(before), strip(&after), "manifest differs beyond generated_at");
         } else {
             assert_eq!(before, &after, "{file} differs between compiles");

@@ -30,8 +30,10 @@ impl ExecutionAdapter for LocalAdapter {
     async fn execute(&self, run: PreparedRun, ctx: ExecutionContext) -> Result<ExecResult, AdapterError> {
         let dir = ctx.run_dir.path().to_path_buf();
         let log_err = |source| AdapterError::RunLog { path: dir.clone(), source };
-        let mut sinks: Vec<Arc<dyn TelemetrySink>> =
-            vec![Arc::new(JsonlSink::create(&dir).map_err(log_err)?), Arc::new(TextLogSink::create(&dir).map_err(log_err)?)];
+        let mut sinks: Vec<Arc<dyn TelemetrySink>> = vec![
+            Arc::new(JsonlSink::create(&dir).map_err(log_err)?),
+            Arc::new(TextLogSink::create(&dir).map_err(log_err)?),
+        ];
         sinks.extend(ctx.extra_sinks);
         let run_id = run.metadata.run_id.clone();
         let env = RunEnv {

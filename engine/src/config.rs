@@ -143,11 +143,10 @@ impl OsirisConfig {
             cfg.default_profile = s;
         }
         if let Some(v) = get("/filesystem/naming/manifest_short_len") {
-            cfg.manifest_short_len = v
-                .as_u64()
-                .filter(|n| (3..=16).contains(n))
-                .map(|n| n as usize)
-                .ok_or_else(|| invalid("filesystem.naming.manifest_short_len", "expected an integer from 3 to 16"))?;
+            cfg.manifest_short_len =
+                v.as_u64().filter(|n| (3..=16).contains(n)).map(|n| n as usize).ok_or_else(|| {
+                    invalid("filesystem.naming.manifest_short_len", "expected an integer from 3 to 16")
+                })?;
         }
         if let Some(v) = get("/runtime/memory_budget") {
             let bytes = match v {

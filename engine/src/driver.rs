@@ -124,8 +124,11 @@ impl StepIo {
             1 => Ok(self.inputs.remove(0)),
             0 => Err(DriverError::new("config.missing_input", "this step has no input")
                 .with_hint("add `needs: [<step id>]` naming the step whose rows it should consume")),
-            n => Err(DriverError::new("config.too_many_inputs", format!("this step takes one input but needs {n} steps"))
-                .with_hint("list exactly one producing step in `needs`")),
+            n => Err(DriverError::new(
+                "config.too_many_inputs",
+                format!("this step takes one input but needs {n} steps"),
+            )
+            .with_hint("list exactly one producing step in `needs`")),
         }
     }
 }

@@ -152,11 +152,15 @@ impl PipelineRunBuilder {
             None => ConnectionsFile::load(std::env::var_os("OSIRIS_HOME").map(PathBuf::from).as_deref(), &base_dir)?,
         };
         let ids = RunIds::generate();
-        let inputs = RunInputs { run_id: ids.run_id.clone(), adapter: "local".into(), created_at: ids.started_at.to_rfc3339() };
+        let inputs =
+            RunInputs { run_id: ids.run_id.clone(), adapter: "local".into(), created_at: ids.started_at.to_rfc3339() };
         let (prepared, synthetic) =
             prepare(&compiled, &connections, &self.registry, self.secrets.as_ref(), inputs, self.limits)?;
-        let secrets: Arc<dyn SecretSource> =
-            if synthetic.is_empty() { self.secrets } else { Arc::new(Layered { first: self.secrets, then: LayeredEnv::new(synthetic) }) };
+        let secrets: Arc<dyn SecretSource> = if synthetic.is_empty() {
+            self.secrets
+        } else {
+            Arc::new(Layered { first: self.secrets, then: LayeredEnv::new(synthetic) })
+        };
         let run_dir = self.run_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("osiris-{}", ids.run_id)));
         std::fs::create_dir_all(&run_dir).map_err(|source| EmbedError::RunDir { path: run_dir.clone(), source })?;
         let env = RunEnv {

@@ -74,7 +74,8 @@ pub fn prepare(
             component: mstep.component.clone(),
         })?;
         let spec = component.spec();
-        let cfg = compiled.step_config(&mstep.id).ok_or_else(|| PrepareError::MissingConfig { step: mstep.id.clone() })?;
+        let cfg =
+            compiled.step_config(&mstep.id).ok_or_else(|| PrepareError::MissingConfig { step: mstep.id.clone() })?;
         let reference = cfg.get("connection").and_then(Value::as_str);
         let target = match (reference, &spec.connection) {
             (Some(r), _) => {
@@ -170,11 +171,16 @@ steps:
 "#;
 
     fn run() -> RunInputs {
-        RunInputs { run_id: "2025-01-01T00-00-00Z_01J".into(), adapter: "local".into(), created_at: "2025-01-01T00:00:00Z".into() }
+        RunInputs {
+            run_id: "2025-01-01T00-00-00Z_01J".into(),
+            adapter: "local".into(),
+            created_at: "2025-01-01T00:00:00Z".into(),
+        }
     }
 
     fn env() -> BTreeMap<String, String> {
-        [("DB_HOST".to_string(), "db.local".to_string()), ("DB_PASSWORD".to_string(), "env-secret-456".to_string())].into()
+        [("DB_HOST".to_string(), "db.local".to_string()), ("DB_PASSWORD".to_string(), "env-secret-456".to_string())]
+            .into()
     }
 
     #[test]
@@ -195,7 +201,10 @@ steps:
         let by_default = prepared.steps[1].connection.as_ref().unwrap();
         assert_eq!(by_default.alias, "fallback");
         assert_eq!(by_default.secrets["password"], "OSIRIS_SECRET_DB_FALLBACK_PASSWORD");
-        assert_eq!(secret_env, vec![("OSIRIS_SECRET_DB_FALLBACK_PASSWORD".to_string(), "literal-secret-123".to_string())]);
+        assert_eq!(
+            secret_env,
+            vec![("OSIRIS_SECRET_DB_FALLBACK_PASSWORD".to_string(), "literal-secret-123".to_string())]
+        );
         assert!(prepared.steps[2].connection.is_none());
         assert_eq!(prepared.steps[2].needs, vec!["explicit"]);
         assert_eq!(prepared.metadata.pipeline_slug, "prep");

@@ -205,10 +205,9 @@ fn describe(event: &Event) -> (&'static str, String) {
         Event::CacheSpillComplete { step_id, batches, rows, bytes } => {
             ("INFO", format!("step {step_id}: spilled {batches} batches, {rows} rows, {bytes} bytes"))
         }
-        Event::StepComplete { step_id, duration, rows_in, rows_out, .. } => (
-            "INFO",
-            format!("step {step_id} completed in {duration:.3}s (rows in {rows_in}, rows out {rows_out})"),
-        ),
+        Event::StepComplete { step_id, duration, rows_in, rows_out, .. } => {
+            ("INFO", format!("step {step_id} completed in {duration:.3}s (rows in {rows_in}, rows out {rows_out})"))
+        }
         Event::StepError { step_id, error, error_code, hint, .. } => (
             "ERROR",
             match hint {

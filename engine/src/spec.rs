@@ -213,12 +213,7 @@ impl ComponentSpec {
     /// Names of secret config keys and secret connection fields.
     pub fn secret_names(&self) -> impl Iterator<Item = &str> {
         let config = self.config.iter().filter(|f| f.secret).map(|f| f.name.as_str());
-        let conn = self
-            .connection
-            .iter()
-            .flat_map(|c| c.fields.iter())
-            .filter(|f| f.secret)
-            .map(|f| f.name.as_str());
+        let conn = self.connection.iter().flat_map(|c| c.fields.iter()).filter(|f| f.secret).map(|f| f.name.as_str());
         config.chain(conn)
     }
 
@@ -253,7 +248,8 @@ impl ComponentSpec {
         for f in &self.config {
             let mut description = f.description.replace('|', "\\|");
             if !f.allowed.is_empty() {
-                let allowed: Vec<String> = f.allowed.iter().map(|v| format!("`{}`", v.to_string().trim_matches('"'))).collect();
+                let allowed: Vec<String> =
+                    f.allowed.iter().map(|v| format!("`{}`", v.to_string().trim_matches('"'))).collect();
                 description.push_str(&format!(" One of {}.", allowed.join(", ")));
             }
             if f.secret {

@@ -431,12 +431,7 @@ mod tests {
     fn locations_of_nested_nodes() {
         let text = "oml_version: \"0.1.0\"\nsteps:\n  - id: a\n    config:\n      delimiter: \";\"\n";
         let doc = parse_located(text).unwrap();
-        let path = [
-            PathSeg::key("steps"),
-            PathSeg::Index(0),
-            PathSeg::key("config"),
-            PathSeg::key("delimiter"),
-        ];
+        let path = [PathSeg::key("steps"), PathSeg::Index(0), PathSeg::key("config"), PathSeg::key("delimiter")];
         assert_eq!(doc.key_location(&path), Some((5, 7)));
         assert_eq!(doc.location(&[PathSeg::key("steps"), PathSeg::Index(0)]), Some((3, 5)));
         assert_eq!(path_to_string(&path), "steps[0].config.delimiter");

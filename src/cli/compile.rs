@@ -66,9 +66,10 @@ pub fn compile_and_write(
 /// A compile failure as a CLI error (exit 2) with every diagnostic.
 pub fn compile_error(file: &Path, err: CompileError) -> CliError {
     let (error_type, hint) = match &err {
-        CompileError::Validation { .. } => {
-            ("validation_error", format!("fix the problems above; `osiris oml validate {}` lists them again", file.display()))
-        }
+        CompileError::Validation { .. } => (
+            "validation_error",
+            format!("fix the problems above; `osiris oml validate {}` lists them again", file.display()),
+        ),
         CompileError::Read { .. } => ("compilation_error", "check the file path".to_string()),
         _ => ("compilation_error", "see the message above".to_string()),
     };

@@ -9,9 +9,8 @@ use super::{CliError, Outcome};
 
 pub fn list(registry: &Registry, as_json: bool) -> Result<Outcome, CliError> {
     let project = Project::load()?;
-    let file = ConnectionsFile::load(project.home.as_deref(), &project.cwd).map_err(|e| {
-        CliError::usage(e.to_string(), "fix osiris_connections.yaml (see docs/connections.md)")
-    })?;
+    let file = ConnectionsFile::load(project.home.as_deref(), &project.cwd)
+        .map_err(|e| CliError::usage(e.to_string(), "fix osiris_connections.yaml (see docs/connections.md)"))?;
     let spec_secrets = |family: &str| -> Vec<String> {
         registry
             .iter()

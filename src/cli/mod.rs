@@ -20,7 +20,9 @@ use osiris_engine::spec::Mode;
 /// process or an E2B sandbox tomorrow, with identical results.
 #[derive(Parser, Debug)]
 #[command(name = "osiris", version, propagate_version = true, arg_required_else_help = true)]
-#[command(after_help = "Examples:\n  osiris oml validate pipelines/orders.yaml\n  osiris compile pipelines/orders.yaml --profile prod --param since=2024-01-01\n  osiris run pipelines/orders.yaml --memory-budget 512MiB\n  osiris run --last-compile --json\n  osiris components show filesystem.csv_writer")]
+#[command(
+    after_help = "Examples:\n  osiris oml validate pipelines/orders.yaml\n  osiris compile pipelines/orders.yaml --profile prod --param since=2024-01-01\n  osiris run pipelines/orders.yaml --memory-budget 512MiB\n  osiris run --last-compile --json\n  osiris components show filesystem.csv_writer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -214,9 +216,9 @@ pub fn main() -> ExitCode {
         Ok(outcome) => print_outcome(outcome),
         Err(err) => {
             if json {
-                let value = err
-                    .json
-                    .unwrap_or_else(|| serde_json::json!({"status": "error", "message": err.message, "hint": err.hint}));
+                let value = err.json.unwrap_or_else(
+                    || serde_json::json!({"status": "error", "message": err.message, "hint": err.hint}),
+                );
                 println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
             } else {
                 eprintln!("error: {}", err.message);
@@ -263,7 +265,9 @@ fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Compile(args) => compile::command(&registry, &args),
         Command::Run(args) => run::command(registry, args),
         Command::Connections(ConnectionsCommand::List { json }) => connections::list(&registry, json),
-        Command::Components(ComponentsCommand::List { mode, json }) => components::list(&registry, mode.map(Into::into), json),
+        Command::Components(ComponentsCommand::List { mode, json }) => {
+            components::list(&registry, mode.map(Into::into), json)
+        }
         Command::Components(ComponentsCommand::Show { name, json }) => components::show(&registry, &name, json),
     }
 }

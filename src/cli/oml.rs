@@ -67,7 +67,8 @@ fn validate_file(registry: &Registry, path: &Path) -> FileResult {
 
 impl FileResult {
     fn to_json(&self, file: &str) -> Value {
-        let absolute = std::fs::canonicalize(file).map(|p| p.display().to_string()).unwrap_or_else(|_| file.to_string());
+        let absolute =
+            std::fs::canonicalize(file).map(|p| p.display().to_string()).unwrap_or_else(|_| file.to_string());
         let mut value = json!({
             "valid": self.report.errors.is_empty(),
             "file": absolute,
@@ -91,7 +92,11 @@ impl FileResult {
         if errors == 0 {
             text.push_str(&format!("✓ {file}: valid ({warnings} warning{})\n", plural(warnings)));
         } else {
-            text.push_str(&format!("✗ {file}: {errors} error{}, {warnings} warning{}\n", plural(errors), plural(warnings)));
+            text.push_str(&format!(
+                "✗ {file}: {errors} error{}, {warnings} warning{}\n",
+                plural(errors),
+                plural(warnings)
+            ));
         }
         text
     }

@@ -21,8 +21,9 @@ pub struct Project {
 
 impl Project {
     pub fn load() -> Result<Self, CliError> {
-        let cwd = std::env::current_dir()
-            .map_err(|e| CliError::usage(format!("cannot read the working directory: {e}"), "run osiris from an existing directory"))?;
+        let cwd = std::env::current_dir().map_err(|e| {
+            CliError::usage(format!("cannot read the working directory: {e}"), "run osiris from an existing directory")
+        })?;
         let home = std::env::var_os("OSIRIS_HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
         let config = OsirisConfig::load_from_dir(&cwd)
             .map_err(|e| CliError::usage(e.to_string(), "fix osiris.yaml or remove it to use the defaults"))?;

@@ -37,7 +37,8 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         memory_budget: args.memory_budget.or(project.config.memory_budget).unwrap_or(DEFAULT_MEMORY_BUDGET),
         batch_size: project.config.batch_size.unwrap_or(RunLimits::default().batch_size),
     };
-    let inputs = RunInputs { run_id: ids.run_id.clone(), adapter: "local".into(), created_at: ids.started_at.to_rfc3339() };
+    let inputs =
+        RunInputs { run_id: ids.run_id.clone(), adapter: "local".into(), created_at: ids.started_at.to_rfc3339() };
     let env = project.secrets(&[]);
     let (prepared, secret_env) = prepare(&compiled, &connections, &registry, &env, inputs, limits)
         .map_err(|e| prepare_error(&e.to_string(), args.json))?;
@@ -55,14 +56,16 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         on_start: None,
     };
     let result = execute(prepared, ctx, registry, cancel, show_progress)?;
-    let total_seconds = started.elapsed().as_secs_f64();
-    report(&project, &result, &run_dir, &outputs, &args, compile_seconds, total_seconds, show_progress)
+    let timing =
+        Timing { compile_seconds, total_seconds: started.elapsed().as_secs_f64(), progress_shown: show_progress };
+    report(&project, &result, &run_dir, &outputs, &args, &timing)
 }
 
 fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Result<Compiled, CliError> {
     let manifest_path = match &args.file {
-        None => compile::last_compile_manifest(&project.base_dir)
-            .map_err(|e| CliError::usage(e.to_string(), "run `osiris compile FILE` first, or pass the pipeline file"))?,
+        None => compile::last_compile_manifest(&project.base_dir).map_err(|e| {
+            CliError::usage(e.to_string(), "run `osiris compile FILE` first, or pass the pipeline file")
+        })?,
         Some(file) if is_manifest(file) => file.clone(),
         Some(file) => return compile_and_write(project, registry, file, &args.pipeline).map(|(compiled, _)| compiled),
     };
@@ -73,7 +76,8 @@ fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Resu
 fn is_manifest(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else { return false };
     let top: Vec<&str> = text.lines().filter(|l| !l.starts_with([' ', '-', '#', '.']) && l.contains(':')).collect();
-    ["meta:", "pipeline:", "steps:"].iter().all(|k| top.iter().any(|l| l.starts_with(k))) && !top.iter().any(|l| l.starts_with("oml_version:"))
+    ["meta:", "pipeline:", "steps:"].iter().all(|k| top.iter().any(|l| l.starts_with(k)))
+        && !top.iter().any(|l| l.starts_with("oml_version:"))
 }
 
 fn prepare_error(message: &str, as_json: bool) -> CliError {
@@ -89,9 +93,13 @@ fn prepare_error(message: &str, as_json: bool) -> CliError {
 fn create_run_dir(project: &Project, compiled: &Compiled, ids: &RunIds) -> Result<RunDir, CliError> {
     let root = project.base_dir.join(&project.config.run_logs_dir);
     let io_err = |e: std::io::Error| {
-        CliError::run_failed(format!("cannot create the run log under {}: {e}", root.display()), Some("check that the directory is writable".into()))
+        CliError::run_failed(
+            format!("cannot create the run log under {}: {e}", root.display()),
+            Some("check that the directory is writable".into()),
+        )
     };
-    let run_dir = RunDir::create(&root, &compiled.profile, &compiled.pipeline_slug, ids, compiled.manifest_short()).map_err(io_err)?;
+    let run_dir = RunDir::create(&root, &compiled.profile, &compiled.pipeline_slug, ids, compiled.manifest_short())
+        .map_err(io_err)?;
     let cfgs: Vec<(String, String)> =
         compiled.steps.iter().filter_map(|s| compiled.cfg_json(&s.id).map(|json| (s.id.clone(), json))).collect();
     run_dir.write_compiled(&compiled.manifest_yaml(), &cfgs).map_err(io_err)?;
@@ -140,15 +148,20 @@ fn execute(
     result.map_err(|e| CliError::run_failed(e.to_string(), None))
 }
 
+/// How long the command took, and whether the progress display was on screen.
+struct Timing {
+    compile_seconds: f64,
+    total_seconds: f64,
+    progress_shown: bool,
+}
+
 fn report(
     project: &Project,
     result: &ExecResult,
     run_dir: &RunDir,
     outputs: &[(String, PathBuf)],
     args: &RunArgs,
-    compile_seconds: f64,
-    total_seconds: f64,
-    show_progress: bool,
+    timing: &Timing,
 ) -> Result<Outcome, CliError> {
     let run = &result.report;
     let session_dir = run_dir.path().display().to_string();
@@ -168,14 +181,17 @@ fn report(
         .collect();
 
     if let Some(failure) = &run.failure {
-        let message = format!("step '{}' ({}) failed [{}]: {}", failure.step_id, failure.component, failure.code, failure.message);
+        let message = format!(
+            "step '{}' ({}) failed [{}]: {}",
+            failure.step_id, failure.component, failure.code, failure.message
+        );
         let json = json!({
             "status": "error", "phase": "execute", "message": message, "hint": failure.hint,
             "failed_step": failure.step_id, "error_code": failure.code,
             "session_id": result.run_id, "session_dir": session_dir, "steps": steps,
         });
         if !args.json {
-            print!("{}", summary(run, project, run_dir, &written, total_seconds, show_progress));
+            print!("{}", summary(run, project, run_dir, &written, timing));
         }
         return Err(CliError::run_failed(message, failure.hint.clone()).with_json(json));
     }
@@ -187,14 +203,14 @@ fn report(
             "session_dir": session_dir,
             "artifacts_dir": run_dir.path().join("artifacts").display().to_string(),
             "execution_type": "local",
-            "duration": {"total": total_seconds, "compile": compile_seconds},
+            "duration": {"total": timing.total_seconds, "compile": timing.compile_seconds},
             "total_rows": run.total_rows,
             "cache_peak_bytes": run.cache_peak_bytes,
             "outputs": written,
             "steps": steps,
         })));
     }
-    Ok(Outcome::text(summary(run, project, run_dir, &written, total_seconds, show_progress)))
+    Ok(Outcome::text(summary(run, project, run_dir, &written, timing)))
 }
 
 fn summary(
@@ -202,12 +218,11 @@ fn summary(
     project: &Project,
     run_dir: &RunDir,
     written: &[Value],
-    total_seconds: f64,
-    progress_shown: bool,
+    timing: &Timing,
 ) -> String {
     let mut text = String::new();
     // The progress display already left one line per step on the terminal.
-    for s in run.steps.iter().filter(|_| !progress_shown) {
+    for s in run.steps.iter().filter(|_| !timing.progress_shown) {
         let rows = if s.mode == Mode::Write { s.rows_in } else { s.rows_out };
         let status = match s.status {
             StepStatus::Succeeded => "✓",
@@ -223,7 +238,7 @@ fn summary(
         ));
     }
     let verdict = if run.succeeded() { "✓ Run succeeded" } else { "✗ Run failed" };
-    text.push_str(&format!("{verdict} in {total_seconds:.2}s ({} rows)\n", group_thousands(run.total_rows)));
+    text.push_str(&format!("{verdict} in {:.2}s ({} rows)\n", timing.total_seconds, group_thousands(run.total_rows)));
     for output in written {
         text.push_str(&format!("  output:  {}\n", output["path"].as_str().unwrap_or_default()));
     }

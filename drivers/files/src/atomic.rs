@@ -23,20 +23,27 @@ pub struct TempTarget {
 
 /// `write.io_error` naming `path`, with a hint.
 pub fn io_error(path: &Path, what: &str, err: &std::io::Error) -> DriverError {
-    DriverError::new("write.io_error", format!("cannot {what} '{}': {err}", path.display()))
-        .with_hint("check that the directory exists (or set `create_dirs: true`) and is writable, or choose another `path`")
+    DriverError::new("write.io_error", format!("cannot {what} '{}': {err}", path.display())).with_hint(
+        "check that the directory exists (or set `create_dirs: true`) and is writable, or choose another `path`",
+    )
 }
 
 impl TempTarget {
     /// Creates the temporary file for `target` (and the target's directory when `create_dirs`).
     pub fn create(target: &Path, create_dirs: bool) -> Result<(TempTarget, File), DriverError> {
         let Some(name) = target.file_name() else {
-            return Err(DriverError::new("config.invalid", format!("output path '{}' has no file name", target.display()))
-                .with_hint("set `path` to a file, e.g. output/result.csv"));
+            return Err(DriverError::new(
+                "config.invalid",
+                format!("output path '{}' has no file name", target.display()),
+            )
+            .with_hint("set `path` to a file, e.g. output/result.csv"));
         };
         if target.is_dir() {
-            return Err(DriverError::new("write.io_error", format!("output path '{}' is a directory", target.display()))
-                .with_hint("set `path` to a file inside that directory"));
+            return Err(DriverError::new(
+                "write.io_error",
+                format!("output path '{}' is a directory", target.display()),
+            )
+            .with_hint("set `path` to a file inside that directory"));
         }
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -52,20 +59,11 @@ impl TempTarget {
             })?;
         }
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let temp = dir.join(format!(
-            ".{}{TEMP_MARKER}{}-{n}-{nanos:08x}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| io_error(target, "write", &e))?;
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let temp = dir.join(format!(".{}{TEMP_MARKER}{}-{n}-{nanos:08x}", name.to_string_lossy(), std::process::id()));
+        let file =
+            OpenOptions::new().write(true).create_new(true).open(&temp).map_err(|e| io_error(target, "write", &e))?;
         Ok((TempTarget { target: target.to_path_buf(), temp, committed: false }, file))
     }
 
@@ -81,7 +79,8 @@ impl TempTarget {
 
     /// Renames the temporary file onto the target (the file must be closed/flushed by the caller).
     pub fn commit(mut self) -> Result<(), DriverError> {
-        std::fs::rename(&self.temp, &self.target).map_err(|e| io_error(&self.target, "rename temporary file onto", &e))?;
+        std::fs::rename(&self.temp, &self.target)
+            .map_err(|e| io_error(&self.target, "rename temporary file onto", &e))?;
         self.committed = true;
         Ok(())
     }

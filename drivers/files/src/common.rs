@@ -18,7 +18,11 @@ pub(crate) fn filesystem_connection() -> ConnectionSpec {
     ConnectionSpec {
         family: "filesystem".into(),
         required: false,
-        fields: vec![ConnectionField { name: "base_dir".into(), override_policy: OverridePolicy::Allowed, secret: false }],
+        fields: vec![ConnectionField {
+            name: "base_dir".into(),
+            override_policy: OverridePolicy::Allowed,
+            secret: false,
+        }],
     }
 }
 
@@ -46,8 +50,9 @@ impl Encoding {
             "utf-8" | "utf8" => Ok(Encoding::Utf8),
             "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "l1" => Ok(Encoding::Latin1),
             "ascii" | "us-ascii" => Ok(Encoding::Ascii),
-            _ => Err(invalid(format!("unsupported encoding '{value}'"))
-                .with_hint("use `encoding: utf-8` (default), `latin-1` or `ascii`; convert other files to UTF-8 first")),
+            _ => Err(invalid(format!("unsupported encoding '{value}'")).with_hint(
+                "use `encoding: utf-8` (default), `latin-1` or `ascii`; convert other files to UTF-8 first",
+            )),
         }
     }
 }
@@ -65,8 +70,10 @@ pub(crate) fn parse_delimiter(value: &str) -> Result<u8, DriverError> {
     };
     let bytes = v.as_bytes();
     if bytes.len() != 1 || !bytes[0].is_ascii() || matches!(bytes[0], b'"' | b'\r' | b'\n') {
-        return Err(invalid(format!("invalid delimiter {value:?}: it must be a single ASCII character other than a quote or a line break"))
-            .with_hint("use e.g. `delimiter: \",\"`, `\";\"`, `\"|\"` or `\"\\t\"`"));
+        return Err(invalid(format!(
+            "invalid delimiter {value:?}: it must be a single ASCII character other than a quote or a line break"
+        ))
+        .with_hint("use e.g. `delimiter: \",\"`, `\";\"`, `\"|\"` or `\"\\t\"`"));
     }
     Ok(bytes[0])
 }
@@ -144,8 +151,6 @@ where
             Some(Err(e)) => return Err(e),
         }
     }
-    handle
-        .await
-        .map_err(|e| DriverError::new("extract.internal_error", format!("reader thread failed: {e}")))?;
+    handle.await.map_err(|e| DriverError::new("extract.internal_error", format!("reader thread failed: {e}")))?;
     Ok(())
 }

@@ -31,10 +31,5 @@ pub fn register(registry: &mut Registry) -> Result<(), RegistryError> {
 
 /// Names of the components [`register`] adds.
 pub fn component_names() -> [&'static str; 4] {
-    [
-        crate::csv::EXTRACTOR_NAME,
-        crate::csv::WRITER_NAME,
-        crate::parquet::EXTRACTOR_NAME,
-        crate::parquet::WRITER_NAME,
-    ]
+    [crate::csv::EXTRACTOR_NAME, crate::csv::WRITER_NAME, crate::parquet::EXTRACTOR_NAME, crate::parquet::WRITER_NAME]
 }

@@ -83,10 +83,8 @@ pub async fn write(
     let cancel = CancellationToken::new();
     let reader = out.reader(cancel.clone(), tel.counters().clone());
     let mut sink = out.sink(cancel.clone(), up_tel);
-    let io = StepIo {
-        inputs: vec![StepInput { step_id: "up".into(), table_name: "df_up".into(), reader }],
-        output: None,
-    };
+    let io =
+        StepIo { inputs: vec![StepInput { step_id: "up".into(), table_name: "df_up".into(), reader }], output: None };
     let produce = async {
         sink.set_schema(schema);
         let mut fine = ok;

@@ -78,7 +78,8 @@ fn arrow_select_concat(schema: &SchemaRef, batches: &[RecordBatch]) -> RecordBat
 #[tokio::test]
 async fn csv_to_csv_is_byte_identical() {
     let dir = tmp();
-    let out = csv_to_csv(dir.path(), MIXED, json!({"path": "in.csv", "chunk_size": 2}), json!({"path": "out.csv"})).await;
+    let out =
+        csv_to_csv(dir.path(), MIXED, json!({"path": "in.csv", "chunk_size": 2}), json!({"path": "out.csv"})).await;
     assert_eq!(String::from_utf8(out).unwrap(), MIXED);
     assert!(no_temp_files(dir.path()));
 }
@@ -90,9 +91,16 @@ async fn csv_parquet_csv_is_byte_identical() {
         let d = dir.path();
         std::fs::write(d.join("in.csv"), MIXED).unwrap();
         let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap();
-        write(&ParquetWriter::new(), json!({"path": "mid/x.parquet", "compression": compression}), d, schema, batches, true)
-            .await
-            .unwrap();
+        write(
+            &ParquetWriter::new(),
+            json!({"path": "mid/x.parquet", "compression": compression}),
+            d,
+            schema,
+            batches,
+            true,
+        )
+        .await
+        .unwrap();
         let (schema, batches, _) =
             extract(&ParquetExtractor::new(), json!({"path": "mid/x.parquet", "batch_size": 3}), d).await.unwrap();
         write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema, batches, true).await.unwrap();
@@ -105,7 +113,8 @@ async fn csv_parquet_csv_is_byte_identical() {
 async fn crlf_files_round_trip() {
     let dir = tmp();
     let input = MIXED.replace(",\n", ",\r\n").replacen("empty\n", "empty\r\n", 1);
-    let out = csv_to_csv(dir.path(), &input, json!({"path": "in.csv"}), json!({"path": "out.csv", "newline": "crlf"})).await;
+    let out =
+        csv_to_csv(dir.path(), &input, json!({"path": "in.csv"}), json!({"path": "out.csv", "newline": "crlf"})).await;
     // Embedded newlines inside quotes stay LF; record ends become CRLF.
     assert_eq!(String::from_utf8(out).unwrap(), input);
 }
@@ -113,9 +122,13 @@ async fn crlf_files_round_trip() {
 #[tokio::test]
 async fn sort_columns_and_delimiters() {
     let dir = tmp();
-    let out =
-        csv_to_csv(dir.path(), "b;a;c\n1;x y;2.5\n", json!({"path": "in.csv", "delimiter": ";"}), json!({"path": "out.csv", "sort_columns": true}))
-            .await;
+    let out = csv_to_csv(
+        dir.path(),
+        "b;a;c\n1;x y;2.5\n",
+        json!({"path": "in.csv", "delimiter": ";"}),
+        json!({"path": "out.csv", "sort_columns": true}),
+    )
+    .await;
     assert_eq!(out, b"a,b,c\nx y,1,2.5\n");
     let out = csv_to_csv(
         dir.path(),
@@ -139,7 +152,8 @@ async fn sort_columns_and_delimiters() {
 async fn header_false_names_columns_by_position() {
     let dir = tmp();
     std::fs::write(dir.path().join("in.csv"), "1,a\n2,b\n").unwrap();
-    let (schema, _, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv", "header": false}), dir.path()).await.unwrap();
+    let (schema, _, _) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv", "header": false}), dir.path()).await.unwrap();
     assert_eq!(schema.field(0).name(), "0");
     assert_eq!(schema.field(1).name(), "1");
 }
@@ -157,9 +171,10 @@ async fn writer_formats_values() {
         Field::new("u", DataType::UInt8, true),
         Field::new("s", DataType::Utf8, true),
     ]));
-    let dec = Decimal128Array::from(vec![Some(1250), Some(-5), None, Some(0), Some(100), Some(-123456), Some(7), Some(1)])
-        .with_precision_and_scale(10, 2)
-        .unwrap();
+    let dec =
+        Decimal128Array::from(vec![Some(1250), Some(-5), None, Some(0), Some(100), Some(-123456), Some(7), Some(1)])
+            .with_precision_and_scale(10, 2)
+            .unwrap();
     let f = Float64Array::from(vec![
         Some(1.5),
         Some(100.0),
@@ -170,17 +185,54 @@ async fn writer_formats_values() {
         Some(1e-5),
         Some(f64::NAN),
     ]);
-    let ts = TimestampMillisecondArray::from(vec![Some(0), Some(1_500), None, Some(-1), Some(0), Some(0), Some(0), Some(0)])
-        .with_timezone("+02:00");
+    let ts =
+        TimestampMillisecondArray::from(vec![Some(0), Some(1_500), None, Some(-1), Some(0), Some(0), Some(0), Some(0)])
+            .with_timezone("+02:00");
     let d64 = Date64Array::from(vec![Some(0), Some(86_400_000), None, Some(-1), Some(0), Some(0), Some(0), Some(0)]);
-    let bin = BinaryArray::from(vec![Some(&b"\x00\xff"[..]), Some(b""), None, Some(b"A"), Some(b""), Some(b""), Some(b""), Some(b"")]);
-    let t = Time64MicrosecondArray::from(vec![Some(0), Some(3_723_000_001), None, Some(1), Some(0), Some(0), Some(0), Some(0)]);
+    let bin = BinaryArray::from(vec![
+        Some(&b"\x00\xff"[..]),
+        Some(b""),
+        None,
+        Some(b"A"),
+        Some(b""),
+        Some(b""),
+        Some(b""),
+        Some(b""),
+    ]);
+    let t = Time64MicrosecondArray::from(vec![
+        Some(0),
+        Some(3_723_000_001),
+        None,
+        Some(1),
+        Some(0),
+        Some(0),
+        Some(0),
+        Some(0),
+    ]);
     let u = UInt8Array::from(vec![Some(255), Some(0), None, Some(1), Some(2), Some(3), Some(4), Some(5)]);
-    let s = StringArray::from(vec![Some("a\"b"), Some(""), None, Some("x\ry"), Some("s"), Some("s"), Some("s"), Some(" lead")]);
-    let cols: Vec<ArrayRef> =
-        vec![Arc::new(dec), Arc::new(f), Arc::new(ts), Arc::new(d64), Arc::new(bin), Arc::new(t), Arc::new(u), Arc::new(s)];
+    let s = StringArray::from(vec![
+        Some("a\"b"),
+        Some(""),
+        None,
+        Some("x\ry"),
+        Some("s"),
+        Some("s"),
+        Some("s"),
+        Some(" lead"),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(dec),
+        Arc::new(f),
+        Arc::new(ts),
+        Arc::new(d64),
+        Arc::new(bin),
+        Arc::new(t),
+        Arc::new(u),
+        Arc::new(s),
+    ];
     let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
-    let tel = write(&CsvWriter::new(), json!({"path": "out.csv"}), dir.path(), schema, vec![batch], true).await.unwrap();
+    let tel =
+        write(&CsvWriter::new(), json!({"path": "out.csv"}), dir.path(), schema, vec![batch], true).await.unwrap();
     let text = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
     let want = "dec,f,ts_utc,d64,bin,t,u,s\n\
 12.50,1.5,1970-01-01T00:00:00Z,1970-01-01,00ff,00:00:00,255,\"a\"\"b\"\n\
@@ -231,9 +283,12 @@ async fn failed_upstream_leaves_no_file() {
     let dir = tmp();
     let d = dir.path();
     std::fs::write(d.join("in.csv"), MIXED).unwrap();
-    let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv", "chunk_size": 1}), d).await.unwrap();
+    let (schema, batches, _) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv", "chunk_size": 1}), d).await.unwrap();
     for component in [&CsvWriter::new() as &dyn Component, &ParquetWriter::new()] {
-        let err = write(component, json!({"path": "out/target"}), d, schema.clone(), batches.clone(), false).await.unwrap_err();
+        let err = write(component, json!({"path": "out/target"}), d, schema.clone(), batches.clone(), false)
+            .await
+            .unwrap_err();
         assert!(err.is_cancellation(), "{}: {}", err.code, err.message);
         assert!(!d.join("out/target").exists());
         assert!(no_temp_files(&d.join("out")));
@@ -245,7 +300,8 @@ async fn failed_upstream_leaves_no_file() {
     mixed.insert(2, bad);
     std::fs::create_dir_all(d.join("out")).unwrap();
     std::fs::write(d.join("out/target"), "previous").unwrap();
-    let err = write(&CsvWriter::new(), json!({"path": "out/target"}), d, schema.clone(), mixed, true).await.unwrap_err();
+    let err =
+        write(&CsvWriter::new(), json!({"path": "out/target"}), d, schema.clone(), mixed, true).await.unwrap_err();
     assert!(err.is_cancellation(), "{}", err.code);
     assert_eq!(std::fs::read_to_string(d.join("out/target")).unwrap(), "previous");
     assert!(no_temp_files(&d.join("out")));
@@ -258,12 +314,15 @@ async fn unwritable_path_is_a_clear_error() {
     std::fs::write(d.join("blocker"), "a file, not a directory").unwrap();
     let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
     for component in [&CsvWriter::new() as &dyn Component, &ParquetWriter::new()] {
-        let err = write(component, json!({"path": "blocker/out.csv"}), d, schema.clone(), vec![], true).await.unwrap_err();
+        let err =
+            write(component, json!({"path": "blocker/out.csv"}), d, schema.clone(), vec![], true).await.unwrap_err();
         assert_eq!(err.code, "write.io_error");
         assert!(err.message.contains("blocker"), "{}", err.message);
         assert!(err.hint.is_some());
         let err =
-            write(component, json!({"path": "blocker/out.csv", "create_dirs": false}), d, schema.clone(), vec![], true).await.unwrap_err();
+            write(component, json!({"path": "blocker/out.csv", "create_dirs": false}), d, schema.clone(), vec![], true)
+                .await
+                .unwrap_err();
         assert_eq!(err.code, "write.io_error");
     }
 }
@@ -275,15 +334,23 @@ async fn parse_error_beyond_the_sample_names_line_and_column() {
     std::fs::write(d.join("in.csv"), "id,n\n1,10\n2,20\n3,\"x\ny\"\n4,007\n").unwrap();
     let err = extract(&CsvExtractor::new(), json!({"path": "in.csv", "infer_rows": 2}), d).await.unwrap_err();
     assert_eq!(err.code, "extract.parse_error");
-    assert!(err.message.contains("line 4") && err.message.contains("'n'") && err.message.contains("x\\ny"), "{}", err.message);
+    assert!(
+        err.message.contains("line 4") && err.message.contains("'n'") && err.message.contains("x\\ny"),
+        "{}",
+        err.message
+    );
     assert!(err.hint.as_deref().unwrap_or("").contains("infer_rows"));
     // Whole-file inference sees the text and keeps everything exact.
-    let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv", "infer_rows": 0}), d).await.unwrap();
+    let (schema, batches, _) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv", "infer_rows": 0}), d).await.unwrap();
     assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
     assert_eq!(schema.field(0).data_type(), &DataType::Int64);
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
     // As does an explicit dtype.
-    let (schema, _, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv", "infer_rows": 2, "dtype": {"n": "string"}}), d).await.unwrap();
+    let (schema, _, _) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv", "infer_rows": 2, "dtype": {"n": "string"}}), d)
+            .await
+            .unwrap();
     assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
 }
 
@@ -322,13 +389,25 @@ async fn latin1_round_trip() {
     let d = dir.path();
     let bytes = b"name\ncaf\xe9\n\xc5ngstr\xf6m\n".to_vec();
     std::fs::write(d.join("in.csv"), &bytes).unwrap();
-    let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv", "encoding": "latin-1"}), d).await.unwrap();
+    let (schema, batches, _) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv", "encoding": "latin-1"}), d).await.unwrap();
     assert_eq!(batches[0].column(0).as_string::<i32>().value(0), "café");
-    write(&CsvWriter::new(), json!({"path": "out.csv", "encoding": "latin-1"}), d, schema.clone(), batches.clone(), true).await.unwrap();
+    write(
+        &CsvWriter::new(),
+        json!({"path": "out.csv", "encoding": "latin-1"}),
+        d,
+        schema.clone(),
+        batches.clone(),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(std::fs::read(d.join("out.csv")).unwrap(), bytes);
     let err = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap_err();
     assert_eq!(err.code, "extract.encoding_error");
-    let err = write(&CsvWriter::new(), json!({"path": "out.csv", "encoding": "ascii"}), d, schema, batches, true).await.unwrap_err();
+    let err = write(&CsvWriter::new(), json!({"path": "out.csv", "encoding": "ascii"}), d, schema, batches, true)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, "write.encoding_error");
 }
 
@@ -338,15 +417,20 @@ async fn parquet_projection_and_limit() {
     let d = dir.path();
     std::fs::write(d.join("in.csv"), "a,b,c\n1,x,1.5\n2,y,2.5\n3,z,3.5\n").unwrap();
     let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap();
-    write(&ParquetWriter::new(), json!({"path": "t.parquet", "row_group_size": 2}), d, schema, batches, true).await.unwrap();
+    write(&ParquetWriter::new(), json!({"path": "t.parquet", "row_group_size": 2}), d, schema, batches, true)
+        .await
+        .unwrap();
     let (schema, batches, tel) =
-        extract(&ParquetExtractor::new(), json!({"path": "t.parquet", "columns": ["c", "a"], "limit": 2}), d).await.unwrap();
+        extract(&ParquetExtractor::new(), json!({"path": "t.parquet", "columns": ["c", "a"], "limit": 2}), d)
+            .await
+            .unwrap();
     assert_eq!(schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["c", "a"]);
     let b = arrow_select_concat(&schema, &batches);
     assert_eq!(b.num_rows(), 2);
     assert_eq!(b.column(1).as_primitive::<Int64Type>().values().to_vec(), vec![1, 2]);
     assert_eq!(tel.counters().rows_read.load(std::sync::atomic::Ordering::Relaxed), 2);
-    let err = extract(&ParquetExtractor::new(), json!({"path": "t.parquet", "columns": ["nope"]}), d).await.unwrap_err();
+    let err =
+        extract(&ParquetExtractor::new(), json!({"path": "t.parquet", "columns": ["nope"]}), d).await.unwrap_err();
     assert_eq!(err.code, "extract.column_not_found");
     let err = extract(&ParquetExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap_err();
     assert_eq!(err.code, "extract.read_error");
@@ -380,7 +464,10 @@ fn create_rejects_bad_configs() {
         assert_eq!(err.code, "config.invalid", "{cfg}");
     }
     let good: Vec<(&dyn Component, serde_json::Value)> = vec![
-        (&ce as &dyn Component, json!({"path": "a.csv", "delimiter": "\t", "encoding": "latin-1", "dtype": {"x": "decimal(10,2)"}})),
+        (
+            &ce as &dyn Component,
+            json!({"path": "a.csv", "delimiter": "\t", "encoding": "latin-1", "dtype": {"x": "decimal(10,2)"}}),
+        ),
         (&cw, json!({"path": "a.csv", "newline": "crlf", "quoting": "all", "chunk_size": 1000})),
         (&pw, json!({"path": "a.parquet", "compression": "zstd"})),
     ];
@@ -430,7 +517,10 @@ async fn failure_mid_stream_removes_the_temporary_file() {
         let cancel = CancellationToken::new();
         let reader = out.reader(cancel.clone(), tel.counters().clone());
         let mut sink = out.sink(cancel.clone(), Telemetry::disabled().step("up"));
-        let io = StepIo { inputs: vec![StepInput { step_id: "up".into(), table_name: "df_up".into(), reader }], output: None };
+        let io = StepIo {
+            inputs: vec![StepInput { step_id: "up".into(), table_name: "df_up".into(), reader }],
+            output: None,
+        };
         let produce = async {
             sink.set_schema(schema.clone());
             let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
@@ -473,7 +563,8 @@ async fn streaming_csv_to_csv_through_the_cache() {
         let _ = writeln!(input, "{i},\"n,{i}\",{},{},2024-01-{:02}", (i as f64) / 8.0, i % 2 == 0, i % 28 + 1);
     }
     std::fs::write(d.join("big.csv"), &input).unwrap();
-    let extractor = CsvExtractor::new().create(&config(json!({"path": "big.csv", "chunk_size": 1000, "infer_rows": 100}))).unwrap();
+    let extractor =
+        CsvExtractor::new().create(&config(json!({"path": "big.csv", "chunk_size": 1000, "infer_rows": 100}))).unwrap();
     let writer = CsvWriter::new().create(&config(json!({"path": "copy.csv"}))).unwrap();
     let out = StepOutput::new("read", Arc::new(MemoryBudget::new(64 * 1024)), &d);
     let cancel = CancellationToken::new();
@@ -482,11 +573,16 @@ async fn streaming_csv_to_csv_through_the_cache() {
     let reader = out.reader(cancel.clone(), write_tel.counters().clone());
     let sink = out.sink(cancel.clone(), read_tel.clone());
     let read = async {
-        let r = extractor.run(crate::testkit::ctx(&d, read_tel.clone()), StepIo { inputs: vec![], output: Some(sink) }).await;
+        let r = extractor
+            .run(crate::testkit::ctx(&d, read_tel.clone()), StepIo { inputs: vec![], output: Some(sink) })
+            .await;
         out.finish(r.is_ok());
         r
     };
-    let io = StepIo { inputs: vec![StepInput { step_id: "read".into(), table_name: "df_read".into(), reader }], output: None };
+    let io = StepIo {
+        inputs: vec![StepInput { step_id: "read".into(), table_name: "df_read".into(), reader }],
+        output: None,
+    };
     let (r1, r2) = tokio::join!(read, writer.run(crate::testkit::ctx(&d, write_tel.clone()), io));
     r1.unwrap();
     r2.unwrap();

@@ -154,8 +154,7 @@ impl Compiled {
 
     /// `plan.json` text.
     pub fn plan_json(&self) -> String {
-        let steps: Vec<Value> =
-            self.manifest.steps.iter().map(|s| json!({"driver": s.driver, "id": s.id})).collect();
+        let steps: Vec<Value> = self.manifest.steps.iter().map(|s| json!({"driver": s.driver, "id": s.id})).collect();
         canonical_json(&json!({ "steps": steps }))
     }
 
@@ -293,8 +292,7 @@ impl<'r> Compiler<'r> {
         let mut steps = Vec::with_capacity(pipeline.steps.len());
         let mut manifest_steps = Vec::with_capacity(pipeline.steps.len());
         for step in &pipeline.steps {
-            let (Some(component), Some(mode)) = (self.registry.get(&step.component), Mode::from_oml(&step.mode))
-            else {
+            let (Some(component), Some(mode)) = (self.registry.get(&step.component), Mode::from_oml(&step.mode)) else {
                 continue; // reported by validation
             };
             let spec = component.spec();
@@ -320,7 +318,9 @@ impl<'r> Compiler<'r> {
                         };
                         errors.push(
                             Diagnostic::new(Severity::Error, "invalid_config_value", &path_to_string(&path), msg)
-                                .with_hint("check the parameter value (OML default, OSIRIS_PARAM_*, profile or --param)")
+                                .with_hint(
+                                    "check the parameter value (OML default, OSIRIS_PARAM_*, profile or --param)",
+                                )
                                 .at(Some(&file), doc.nearest_location(&path)),
                         );
                     }
@@ -523,16 +523,15 @@ pub fn write_with_build_dir(compiled: &Compiled, base_dir: &Path, build_dir: &st
     write_file(&dir.join("fingerprints.json"), &compiled.fingerprints_json())?;
     write_file(&dir.join("run_summary.json"), &compiled.run_summary_json())?;
     for step in &compiled.steps {
-        write_file(&dir.join("cfg").join(format!("{}.json", step.id)), &canonical_json(&Value::Object(step.config.clone())))?;
+        write_file(
+            &dir.join("cfg").join(format!("{}.json", step.id)),
+            &canonical_json(&Value::Object(step.config.clone())),
+        )?;
     }
     let manifest_path = dir.join("manifest.yaml");
     let pointer = format!("{}\n{}\n{}\n", manifest_path.display(), compiled.manifest_hash(), compiled.profile);
-    let latest_pointer = base_dir
-        .join(build_dir)
-        .join("pipelines")
-        .join(&compiled.profile)
-        .join(&compiled.pipeline_slug)
-        .join("LATEST");
+    let latest_pointer =
+        base_dir.join(build_dir).join("pipelines").join(&compiled.profile).join(&compiled.pipeline_slug).join("LATEST");
     let index = base_dir.join(".osiris").join("index");
     let index_pointer = index.join("latest").join(format!("{}.txt", compiled.pipeline_slug));
     let last_compile = index.join("last_compile.txt");
@@ -572,11 +571,10 @@ pub fn load_compiled(manifest_path: &Path) -> Result<Compiled, CompileError> {
     let load_err = |path: &Path, message: String| CompileError::Load { path: path.to_path_buf(), message };
     let text = std::fs::read_to_string(manifest_path)
         .map_err(|e| load_err(manifest_path, format!("{e}; compile the pipeline again")))?;
-    let doc = parse_located(&text).map_err(|e| {
-        load_err(manifest_path, format!("invalid YAML at line {}: {}", e.line.unwrap_or(0), e.message))
-    })?;
-    let manifest: Manifest = serde_json::from_value(doc.value)
-        .map_err(|e| load_err(manifest_path, format!("not a manifest: {e}")))?;
+    let doc = parse_located(&text)
+        .map_err(|e| load_err(manifest_path, format!("invalid YAML at line {}: {}", e.line.unwrap_or(0), e.message)))?;
+    let manifest: Manifest =
+        serde_json::from_value(doc.value).map_err(|e| load_err(manifest_path, format!("not a manifest: {e}")))?;
     let (_, hash) = manifest_hashes(&manifest);
     if hash != manifest.meta.manifest_hash {
         return Err(load_err(
@@ -589,7 +587,10 @@ pub fn load_compiled(manifest_path: &Path) -> Result<Compiled, CompileError> {
     for step in &manifest.steps {
         let rel = Path::new(&step.cfg_path);
         if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(load_err(manifest_path, format!("step '{}' has an unsafe cfg_path '{}'", step.id, step.cfg_path)));
+            return Err(load_err(
+                manifest_path,
+                format!("step '{}' has an unsafe cfg_path '{}'", step.id, step.cfg_path),
+            ));
         }
         let path = dir.join(rel);
         let text = std::fs::read_to_string(&path).map_err(|e| load_err(&path, e.to_string()))?;
@@ -707,7 +708,10 @@ steps:
         for p in [&paths.latest_pointer, &paths.index_pointer, &paths.last_compile] {
             let t = std::fs::read_to_string(p).unwrap();
             let lines: Vec<&str> = t.lines().collect();
-            assert_eq!(lines, vec![paths.manifest_path.display().to_string().as_str(), compiled.manifest_hash(), "dev"]);
+            assert_eq!(
+                lines,
+                vec![paths.manifest_path.display().to_string().as_str(), compiled.manifest_hash(), "dev"]
+            );
         }
         assert_eq!(last_compile_manifest(base.path()).unwrap(), paths.manifest_path);
         let loaded = load_compiled(&paths.manifest_path).unwrap();
@@ -719,7 +723,15 @@ steps:
         let names: Vec<&str> = f.keys().map(String::as_str).collect();
         assert_eq!(
             names,
-            vec!["cfg/extract.json", "cfg/write-a.json", "cfg/write-b.json", "fingerprints.json", "manifest.yaml", "plan.json", "run_summary.json"]
+            vec![
+                "cfg/extract.json",
+                "cfg/write-a.json",
+                "cfg/write-b.json",
+                "fingerprints.json",
+                "manifest.yaml",
+                "plan.json",
+                "run_summary.json"
+            ]
         );
         assert_eq!(
             std::str::from_utf8(&f["plan.json"]).unwrap(),
@@ -741,7 +753,12 @@ steps:
         for (name, bytes) in &fa {
             if name == "manifest.yaml" {
                 let strip = |b: &[u8]| {
-                    String::from_utf8(b.to_vec()).unwrap().lines().filter(|l| !l.contains("generated_at")).collect::<Vec<_>>().join("\n")
+                    String::from_utf8(b.to_vec())
+                        .unwrap()
+                        .lines()
+                        .filter(|l| !l.contains("generated_at"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 };
                 assert_eq!(strip(bytes), strip(&fb[name]));
                 assert_ne!(bytes, &fb[name]);
@@ -781,7 +798,9 @@ steps:
     #[test]
     fn validation_errors_are_all_reported() {
         let reg = registry();
-        let text = OML.replace("delimiter: \";\"", "delimter: \";\"").replace("component: db.extractor", "component: db.extractr");
+        let text = OML
+            .replace("delimiter: \";\"", "delimter: \";\"")
+            .replace("component: db.extractor", "component: db.extractr");
         let err = compile_with(Compiler::new(&reg), &text).unwrap_err();
         let codes: Vec<&str> = err.diagnostics().iter().map(|d| d.code.as_str()).collect();
         assert_eq!(codes, vec!["unknown_component", "unknown_config_key"]);

@@ -237,7 +237,10 @@ mod tests {
     #[test]
     fn layered_env_prefers_process_env() {
         let path = std::env::var("PATH").unwrap_or_default();
-        let env = LayeredEnv::new([("PATH".to_string(), "overlay".to_string()), ("OSIRIS_TEST_ONLY_X".to_string(), "v".to_string())]);
+        let env = LayeredEnv::new([
+            ("PATH".to_string(), "overlay".to_string()),
+            ("OSIRIS_TEST_ONLY_X".to_string(), "v".to_string()),
+        ]);
         if !path.is_empty() {
             assert_eq!(env.get("PATH").as_deref(), Some(path.as_str()));
         }

@@ -61,7 +61,9 @@ pub enum ConnectionFileError {
         message: String,
     },
     /// No connections file or no connections at all.
-    #[error("no connections configured (looked for {searched}); create {CONNECTIONS_FILE} with a `connections:` block containing family '{family}'")]
+    #[error(
+        "no connections configured (looked for {searched}); create {CONNECTIONS_FILE} with a `connections:` block containing family '{family}'"
+    )]
     NoConnections {
         /// The family asked for.
         family: String,
@@ -359,7 +361,10 @@ impl ConnectionsFile {
             Some(a) if a.starts_with('@') => {
                 let (fam, name) = a[1..].split_once('.').unwrap_or((&a[1..], ""));
                 if fam != family {
-                    return Err(ConnectionFileError::FamilyMismatch { reference: a.to_string(), family: family.to_string() });
+                    return Err(ConnectionFileError::FamilyMismatch {
+                        reference: a.to_string(),
+                        family: family.to_string(),
+                    });
                 }
                 Some(name)
             }
@@ -388,14 +393,13 @@ impl ConnectionsFile {
                 available: names(),
             }),
             None => {
-                let chosen = self.default_alias(family).ok_or_else(|| ConnectionFileError::NoDefault {
-                    family: family.to_string(),
-                    aliases: names(),
-                })?;
-                aliases.iter().find(|a| a.name == chosen).ok_or_else(|| ConnectionFileError::NoDefault {
-                    family: family.to_string(),
-                    aliases: names(),
-                })
+                let chosen = self
+                    .default_alias(family)
+                    .ok_or_else(|| ConnectionFileError::NoDefault { family: family.to_string(), aliases: names() })?;
+                aliases
+                    .iter()
+                    .find(|a| a.name == chosen)
+                    .ok_or_else(|| ConnectionFileError::NoDefault { family: family.to_string(), aliases: names() })
             }
         }
     }
@@ -455,7 +459,12 @@ impl ConnectionsFile {
             }
         }
         Ok(ResolvedConnection {
-            descriptor: ConnectionDescriptor { family: family.to_string(), alias: chosen.name.clone(), fields, secrets },
+            descriptor: ConnectionDescriptor {
+                family: family.to_string(),
+                alias: chosen.name.clone(),
+                fields,
+                secrets,
+            },
             synthetic_env,
         })
     }
@@ -622,7 +631,10 @@ connections:
     fn literal_secrets_map_to_synthetic_env() {
         let r = file().resolve("pg", None, &[], &env()).unwrap();
         assert_eq!(r.descriptor.secrets["pg_password"], "OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD");
-        assert_eq!(r.synthetic_env, vec![("OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD".to_string(), "literal-pg-secret".to_string())]);
+        assert_eq!(
+            r.synthetic_env,
+            vec![("OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD".to_string(), "literal-pg-secret".to_string())]
+        );
         assert!(!serde_json::to_string(&r.descriptor).unwrap().contains("literal-pg-secret"));
         assert!(!format!("{r:?}").contains("literal-pg-secret"));
         assert_eq!(synthetic_secret_var("my-fam", "a.b", "key"), "OSIRIS_SECRET_MY_FAM_A_B_KEY");
@@ -632,7 +644,10 @@ connections:
     fn unset_variables_and_lookup_errors() {
         let f = file();
         let err = f.resolve("unset", None, &[], &env()).unwrap_err();
-        assert_eq!(err.to_string(), "Environment variable 'NOT_SET_ANYWHERE' not set for host in unset.main; export it or add it to .env");
+        assert_eq!(
+            err.to_string(),
+            "Environment variable 'NOT_SET_ANYWHERE' not set for host in unset.main; export it or add it to .env"
+        );
         // Empty counts as unset.
         let mut e = env();
         e.insert("NOT_SET_ANYWHERE".into(), "x".into());

@@ -76,11 +76,8 @@ pub fn effective_params(
         if suffix.is_empty() {
             continue;
         }
-        let name = decls
-            .keys()
-            .find(|d| d.eq_ignore_ascii_case(suffix))
-            .cloned()
-            .unwrap_or_else(|| suffix.to_lowercase());
+        let name =
+            decls.keys().find(|d| d.eq_ignore_ascii_case(suffix)).cloned().unwrap_or_else(|| suffix.to_lowercase());
         out.insert(name, value.clone());
     }
     if let Some(p) = doc.get("profiles").and_then(|p| p.get(profile)).and_then(|p| p.get("params")) {
@@ -138,9 +135,9 @@ fn walk(
     missing: &mut Vec<(Vec<PathSeg>, String)>,
 ) -> Value {
     match v {
-        Value::String(s) => Value::String(substitute_str(s, params, &mut |name| {
-            missing.push((path.clone(), name.to_string()))
-        })),
+        Value::String(s) => {
+            Value::String(substitute_str(s, params, &mut |name| missing.push((path.clone(), name.to_string()))))
+        }
         Value::Array(items) => Value::Array(
             items
                 .iter()
@@ -217,7 +214,8 @@ mod tests {
             "params": {"a": "oml", "b": {"default": "oml"}, "c": "oml", "d": "oml", "flag": true, "n": 3},
             "profiles": {"prod": {"params": {"c": "profile", "d": "profile"}}},
         });
-        let env = map(&[("OSIRIS_PARAM_B", "env"), ("OSIRIS_PARAM_C", "env"), ("OSIRIS_PARAM_D", "env"), ("PATH", "x")]);
+        let env =
+            map(&[("OSIRIS_PARAM_B", "env"), ("OSIRIS_PARAM_C", "env"), ("OSIRIS_PARAM_D", "env"), ("PATH", "x")]);
         let cli = map(&[("d", "cli")]);
         let p = effective_params(&doc, "prod", &env, &cli).unwrap();
         assert_eq!(p["a"], "oml");
@@ -235,7 +233,13 @@ mod tests {
     #[test]
     fn env_name_is_case_insensitive() {
         let doc = json!({"params": {"Since": "x"}});
-        let p = effective_params(&doc, "dev", &map(&[("OSIRIS_PARAM_SINCE", "y"), ("OSIRIS_PARAM_OTHER", "z")]), &BTreeMap::new()).unwrap();
+        let p = effective_params(
+            &doc,
+            "dev",
+            &map(&[("OSIRIS_PARAM_SINCE", "y"), ("OSIRIS_PARAM_OTHER", "z")]),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(p["Since"], "y");
         assert_eq!(p["other"], "z");
     }

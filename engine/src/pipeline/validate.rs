@@ -167,7 +167,10 @@ const REQUIRED_KEYS: &[&str] = &["oml_version", "name", "steps"];
 /// Top-level keys that belong to older formats.
 const FORBIDDEN_KEYS: &[(&str, &str)] = &[
     ("version", "use `oml_version: \"0.1.0\"`"),
-    ("connectors", "define connections in osiris_connections.yaml and reference them as `connection: \"@family.alias\"`"),
+    (
+        "connectors",
+        "define connections in osiris_connections.yaml and reference them as `connection: \"@family.alias\"`",
+    ),
     ("tasks", "use `steps:`"),
     ("outputs", "use writer steps (for example filesystem.csv_writer)"),
 ];
@@ -294,7 +297,12 @@ impl Validator<'_> {
         }
         for k in root.keys() {
             if let Some((_, hint)) = FORBIDDEN_KEYS.iter().find(|(f, _)| f == k) {
-                self.error("forbidden_key", &[key(k)], format!("key '{k}' is not allowed in OML 0.1.0"), Some(hint.to_string()));
+                self.error(
+                    "forbidden_key",
+                    &[key(k)],
+                    format!("key '{k}' is not allowed in OML 0.1.0"),
+                    Some(hint.to_string()),
+                );
             } else if !KNOWN_KEYS.contains(&k.as_str()) {
                 let hint = did_you_mean(k, KNOWN_KEYS.iter().copied())
                     .map(|s| format!("did you mean '{s}'?"))
@@ -320,9 +328,12 @@ impl Validator<'_> {
         }
         match root.get("name") {
             None => {}
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                self.error("empty_name", &[key("name")], "name is empty".into(), Some("give the pipeline a name".into()))
-            }
+            Some(Value::String(s)) if s.trim().is_empty() => self.error(
+                "empty_name",
+                &[key("name")],
+                "name is empty".into(),
+                Some("give the pipeline a name".into()),
+            ),
             Some(Value::String(s)) => {
                 let ok = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                     && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -344,7 +355,12 @@ impl Validator<'_> {
         }
         for block in ["params", "profiles", "metadata"] {
             if let Some(v) = root.get(block).filter(|v| !v.is_null() && !v.is_object()) {
-                self.error("invalid_type", &[key(block)], format!("'{block}' must be a mapping, found {}", type_name(v)), None);
+                self.error(
+                    "invalid_type",
+                    &[key(block)],
+                    format!("'{block}' must be a mapping, found {}", type_name(v)),
+                    None,
+                );
             }
         }
         if let Some(Value::Object(profiles)) = root.get("profiles") {
@@ -362,9 +378,12 @@ impl Validator<'_> {
         }
         match root.get("steps") {
             None => {}
-            Some(Value::Array(steps)) if steps.is_empty() => {
-                self.error("empty_steps", &[key("steps")], "'steps' is empty".into(), Some("add at least one step".into()))
-            }
+            Some(Value::Array(steps)) if steps.is_empty() => self.error(
+                "empty_steps",
+                &[key("steps")],
+                "'steps' is empty".into(),
+                Some("add at least one step".into()),
+            ),
             Some(Value::Array(steps)) => self.steps(steps),
             Some(other) => self.error(
                 "invalid_steps_type",
@@ -425,7 +444,12 @@ impl Validator<'_> {
             }
             let id_label = ids[i].clone().unwrap_or_else(|| format!("#{}", i + 1));
             match obj.get("id") {
-                None => self.error("missing_step_field", &base, format!("step {id_label} has no 'id'"), Some("add `id: <unique-name>`".into())),
+                None => self.error(
+                    "missing_step_field",
+                    &base,
+                    format!("step {id_label} has no 'id'"),
+                    Some("add `id: <unique-name>`".into()),
+                ),
                 Some(Value::String(id)) if !is_safe_step_id(id) => self.error(
                     "invalid_id",
                     &[key("steps"), PathSeg::Index(i), key("id")],
@@ -635,10 +659,16 @@ impl Validator<'_> {
             }
             let path = [key("steps"), PathSeg::Index(i), key(cfg_key), key(k)];
             let Some(field) = spec.field(k) else {
-                let hint = did_you_mean(k, names.iter().copied())
-                    .map(|s| format!("did you mean '{s}'?"))
-                    .unwrap_or_else(|| format!("valid keys: {} (see `osiris components show {}`)", names.join(", "), spec.name));
-                self.error("unknown_config_key", &path, format!("unknown config key '{k}' for {}", spec.name), Some(hint));
+                let hint =
+                    did_you_mean(k, names.iter().copied()).map(|s| format!("did you mean '{s}'?")).unwrap_or_else(
+                        || format!("valid keys: {} (see `osiris components show {}`)", names.join(", "), spec.name),
+                    );
+                self.error(
+                    "unknown_config_key",
+                    &path,
+                    format!("unknown config key '{k}' for {}", spec.name),
+                    Some(hint),
+                );
                 continue;
             };
             if has_conn_ref && let Some((_, policy)) = conn_fields.iter().find(|(n, _)| *n == k) {
@@ -665,11 +695,20 @@ impl Validator<'_> {
                 self.error(
                     "invalid_config_value",
                     &path,
-                    format!("'{k}' must be {} {}, found {}", article(field.field_type.as_str()), field.field_type.as_str(), type_name(value)),
+                    format!(
+                        "'{k}' must be {} {}, found {}",
+                        article(field.field_type.as_str()),
+                        field.field_type.as_str(),
+                        type_name(value)
+                    ),
                     field.default.as_ref().map(|d| format!("for example `{k}: {d}`")),
                 );
             } else if !field.allowed.is_empty() && !field.allowed.contains(value) {
-                let allowed: Vec<String> = field.allowed.iter().map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| a.to_string())).collect();
+                let allowed: Vec<String> = field
+                    .allowed
+                    .iter()
+                    .map(|a| a.as_str().map(str::to_string).unwrap_or_else(|| a.to_string()))
+                    .collect();
                 let shown = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
                 let hint = did_you_mean(&shown, allowed.iter().map(String::as_str))
                     .map(|s| format!("did you mean '{s}'?"))
@@ -741,7 +780,8 @@ impl Validator<'_> {
             }
         }
         for cycle in found {
-            let names: Vec<String> = cycle.iter().map(|&s| ids[s].clone().unwrap_or_else(|| format!("#{}", s + 1))).collect();
+            let names: Vec<String> =
+                cycle.iter().map(|&s| ids[s].clone().unwrap_or_else(|| format!("#{}", s + 1))).collect();
             // Edges point from a step to what it needs; show the path in data-flow order.
             let mut flow: Vec<String> = names.iter().take(1).chain(names.iter().skip(1).rev()).cloned().collect();
             flow.push(names[0].clone());
@@ -755,7 +795,9 @@ impl Validator<'_> {
                 "dependency_cycle",
                 &path,
                 format!("dependency cycle: {}", flow.join(" → ")),
-                Some("remove one of these `needs` entries (a step without `needs` depends on the previous step)".into()),
+                Some(
+                    "remove one of these `needs` entries (a step without `needs` depends on the previous step)".into(),
+                ),
             );
         }
     }

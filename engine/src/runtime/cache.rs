@@ -155,14 +155,8 @@ impl StepOutput {
     /// starts), spilling to `<spill_dir>/<step_id>.arrows`.
     pub fn new(step_id: &str, budget: Arc<MemoryBudget>, spill_dir: &Path) -> Self {
         let high_water = (budget.limit() / 4).clamp(1, MAX_HIGH_WATER);
-        let state = State {
-            schema: None,
-            entries: VecDeque::new(),
-            first: 0,
-            cursors: Vec::new(),
-            held_bytes: 0,
-            done: None,
-        };
+        let state =
+            State { schema: None, entries: VecDeque::new(), first: 0, cursors: Vec::new(), held_bytes: 0, done: None };
         let shared = Shared {
             step_id: step_id.to_string(),
             state: Mutex::new(state),
@@ -249,11 +243,8 @@ impl OutputSink {
             return Ok(());
         }
         let bytes = batch.get_array_memory_size() as u64;
-        let entry = if self.shared.budget.try_reserve(bytes) {
-            Entry::Memory { batch, bytes }
-        } else {
-            self.spill(&batch)?
-        };
+        let entry =
+            if self.shared.budget.try_reserve(bytes) { Entry::Memory { batch, bytes } } else { self.spill(&batch)? };
         {
             let mut state = self.shared.lock();
             state.held_bytes += entry.bytes();
@@ -316,7 +307,8 @@ impl OutputSink {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io_err)?;
             }
-            let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).map_err(io_err)?;
+            let file =
+                OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).map_err(io_err)?;
             self.spill = Some((file, 0));
             self.telemetry.event(Event::CacheSpillStart {
                 step_id: self.shared.step_id.clone(),

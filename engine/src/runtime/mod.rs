@@ -168,7 +168,8 @@ impl Execution {
     /// Keep reading it: an unread tap holds back its producer once the budget is used up, and
     /// its batches spill.
     pub fn tap(&mut self, step_id: &str) -> Result<InputReader, RuntimeError> {
-        let slot = &self.slots[*self.index.get(step_id).ok_or_else(|| RuntimeError::UnknownStep(step_id.to_string()))?];
+        let slot =
+            &self.slots[*self.index.get(step_id).ok_or_else(|| RuntimeError::UnknownStep(step_id.to_string()))?];
         let output = slot.output.as_ref().ok_or_else(|| RuntimeError::NoOutput(step_id.to_string()))?;
         Ok(output.reader(self.env.cancel.clone(), Arc::default()))
     }
@@ -272,17 +273,20 @@ impl Execution {
                 }
             };
             let counters = slot.telemetry.counters();
-            reports.insert(i, StepReport {
-                step_id: slot.step.id.clone(),
-                component: slot.step.component.clone(),
-                mode: slot.step.mode,
-                status,
-                duration_seconds: slot.started.get().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
-                rows_in: StepCounters::get(&counters.rows_in),
-                rows_out: StepCounters::get(&counters.rows_out),
-                rows_read: StepCounters::get(&counters.rows_read),
-                rows_written: StepCounters::get(&counters.rows_written),
-            });
+            reports.insert(
+                i,
+                StepReport {
+                    step_id: slot.step.id.clone(),
+                    component: slot.step.component.clone(),
+                    mode: slot.step.mode,
+                    status,
+                    duration_seconds: slot.started.get().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0),
+                    rows_in: StepCounters::get(&counters.rows_in),
+                    rows_out: StepCounters::get(&counters.rows_out),
+                    rows_read: StepCounters::get(&counters.rows_read),
+                    rows_written: StepCounters::get(&counters.rows_written),
+                },
+            );
             slot.status.send_replace(status);
         }
 
@@ -414,13 +418,19 @@ async fn execute_driver(shared: &RunShared, slot: &StepSlot, io: StepIo) -> Resu
     let step = &slot.step;
     let artifacts_dir = shared.run_dir.join("artifacts").join(&step.id);
     std::fs::create_dir_all(&artifacts_dir).map_err(|e| {
-        DriverError::new("runtime.io_error", format!("cannot create artifacts directory {}: {e}", artifacts_dir.display()))
+        DriverError::new(
+            "runtime.io_error",
+            format!("cannot create artifacts directory {}: {e}", artifacts_dir.display()),
+        )
     })?;
     let connection = bind_connection(shared, slot)?;
     write_cleaned_config(slot, &artifacts_dir, connection.as_ref());
 
     let component = shared.registry.get(&step.component).ok_or_else(|| {
-        DriverError::new("config.unknown_component", format!("component '{}' is not in this build's registry", step.component))
+        DriverError::new(
+            "config.unknown_component",
+            format!("component '{}' is not in this build's registry", step.component),
+        )
     })?;
     let driver = component.create(&step.config)?;
     let ctx = StepContext {
@@ -441,7 +451,9 @@ async fn execute_driver(shared: &RunShared, slot: &StepSlot, io: StepIo) -> Resu
             let detail = join
                 .try_into_panic()
                 .ok()
-                .and_then(|p| p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())))
+                .and_then(|p| {
+                    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                })
                 .unwrap_or_else(|| "task aborted".to_string());
             Err(DriverError::new("runtime.driver_panic", format!("driver '{}' panicked: {detail}", step.component))
                 .with_hint("this is a bug in the driver; please report it with the run's osiris.log"))

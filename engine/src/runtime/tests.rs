@@ -60,7 +60,9 @@ impl Driver for Generate {
         while start < self.0.rows {
             let end = (start + self.0.batch).min(self.0.rows);
             let ids = Int64Array::from_iter_values(start..end);
-            let texts = StringArray::from_iter((start..end).map(|i| (i % 7 != 0).then(|| format!("row {i} of {}", ctx.step_id))));
+            let texts = StringArray::from_iter(
+                (start..end).map(|i| (i % 7 != 0).then(|| format!("row {i} of {}", ctx.step_id))),
+            );
             let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(texts)]).unwrap();
             ctx.telemetry.add_rows_read((end - start) as u64);
             output.send(batch).await?;
@@ -116,9 +118,11 @@ impl Driver for Pass {
     }
 }
 
+type MakeDriver = fn(&Map<String, Value>) -> Result<Box<dyn Driver>, DriverError>;
+
 struct TestComponent {
     spec: ComponentSpec,
-    make: fn(&Map<String, Value>) -> Result<Box<dyn Driver>, DriverError>,
+    make: MakeDriver,
 }
 
 impl Component for TestComponent {
@@ -138,8 +142,11 @@ fn registry() -> Registry {
     })
     .unwrap();
     r.register(TestComponent { spec: spec("test.pass", Mode::Transform), make: |_| Ok(Box::new(Pass)) }).unwrap();
-    r.register(TestComponent { spec: spec("test.collect", Mode::Write), make: |c| Ok(Box::new(Collect(parse_config(c)?))) })
-        .unwrap();
+    r.register(TestComponent {
+        spec: spec("test.collect", Mode::Write),
+        make: |c| Ok(Box::new(Collect(parse_config(c)?))),
+    })
+    .unwrap();
     r
 }
 
@@ -218,10 +225,7 @@ fn take(name: &str) -> Vec<RecordBatch> {
 }
 
 fn ids(batches: &[RecordBatch]) -> Vec<i64> {
-    batches
-        .iter()
-        .flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec())
-        .collect()
+    batches.iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect()
 }
 
 fn events(records: &[crate::telemetry::Record]) -> Vec<String> {

@@ -270,9 +270,16 @@ mod tests {
         );
         let back: Record = serde_json::from_str(&line).unwrap();
         assert_eq!(back, record);
-        let event = Record { ts, session: "s1".into(), body: RecordBody::Event(Event::StepStart { step_id: "a".into(), driver: "d".into() }) };
+        let event = Record {
+            ts,
+            session: "s1".into(),
+            body: RecordBody::Event(Event::StepStart { step_id: "a".into(), driver: "d".into() }),
+        };
         let line = serde_json::to_string(&event).unwrap();
-        assert_eq!(line, r#"{"ts":"2025-10-07T14:22:21.532114+00:00","session":"s1","event":"step_start","step_id":"a","driver":"d"}"#);
+        assert_eq!(
+            line,
+            r#"{"ts":"2025-10-07T14:22:21.532114+00:00","session":"s1","event":"step_start","step_id":"a","driver":"d"}"#
+        );
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), event);
     }
 }
@@ -289,7 +296,11 @@ mod catalogue_tests {
             assert!(doc.contains(&format!("| `{name}` |")), "docs/events.md lacks event {name}");
         }
         for metric in MetricName::ALL {
-            assert!(doc.contains(&format!("| `{}` |", metric.as_str())), "docs/events.md lacks metric {}", metric.as_str());
+            assert!(
+                doc.contains(&format!("| `{}` |", metric.as_str())),
+                "docs/events.md lacks metric {}",
+                metric.as_str()
+            );
         }
     }
 }

@@ -23,7 +23,9 @@ impl JsonlSink {
     /// Creates (or appends to) `events.jsonl` and `metrics.jsonl` in `dir`.
     pub fn create(dir: &Path) -> io::Result<Self> {
         let open = |name: &str| OpenOptions::new().create(true).append(true).open(dir.join(name));
-        Ok(JsonlSink { files: Mutex::new((BufWriter::new(open("events.jsonl")?), BufWriter::new(open("metrics.jsonl")?))) })
+        Ok(JsonlSink {
+            files: Mutex::new((BufWriter::new(open("events.jsonl")?), BufWriter::new(open("metrics.jsonl")?))),
+        })
     }
 }
 

@@ -107,7 +107,9 @@ impl ExtractOptions {
         };
         let delimiter = parse_delimiter(&raw.delimiter)?;
         if comment == Some(delimiter) {
-            return Err(invalid("`comment` and `delimiter` are the same character").with_hint("choose different characters"));
+            return Err(
+                invalid("`comment` and `delimiter` are the same character").with_hint("choose different characters")
+            );
         }
         let mut dtype = BTreeMap::new();
         for (column, spec) in raw.dtype.unwrap_or_default() {
@@ -181,7 +183,9 @@ impl Source {
             let mut decoder = Decoder::new(opts.encoding);
             let mut names = Vec::with_capacity(rec.len());
             for (i, raw) in rec.iter().enumerate() {
-                let name = decoder.decode(raw).ok_or_else(|| encoding_error(&src.path, line_of(&rec), &format!("header field {}", i + 1), opts.encoding))?;
+                let name = decoder.decode(raw).ok_or_else(|| {
+                    encoding_error(&src.path, line_of(&rec), &format!("header field {}", i + 1), opts.encoding)
+                })?;
                 names.push(name.to_string());
             }
             mangle_duplicates(&mut names);
@@ -238,8 +242,11 @@ fn line_of(rec: &::csv::ByteRecord) -> u64 {
 }
 
 fn encoding_error(path: &Path, line: u64, what: &str, enc: Encoding) -> DriverError {
-    DriverError::new("extract.encoding_error", format!("{}: line {line}: {what} is not valid {enc:?} text", path.display()))
-        .with_hint("set `encoding` to the file's encoding (utf-8, latin-1 or ascii)")
+    DriverError::new(
+        "extract.encoding_error",
+        format!("{}: line {line}: {what} is not valid {enc:?} text", path.display()),
+    )
+    .with_hint("set `encoding` to the file's encoding (utf-8, latin-1 or ascii)")
 }
 
 /// Decodes field bytes in the configured encoding.
@@ -284,7 +291,8 @@ impl Plan {
             Some(wanted) => {
                 let mut idx = Vec::with_capacity(wanted.len());
                 for w in wanted {
-                    let i = names.iter().position(|n| n == w).ok_or_else(|| missing_column(w, names, path, "columns"))?;
+                    let i =
+                        names.iter().position(|n| n == w).ok_or_else(|| missing_column(w, names, path, "columns"))?;
                     idx.push(i);
                 }
                 idx
@@ -306,8 +314,11 @@ fn missing_column(name: &str, available: &[String], path: &Path, key: &str) -> D
     if available.len() > 20 {
         list.push_str(", ...");
     }
-    DriverError::new("extract.column_not_found", format!("column '{name}' named in `{key}` is not in {} (columns: {list})", path.display()))
-        .with_hint(format!("fix `{key}` to use the file's column names"))
+    DriverError::new(
+        "extract.column_not_found",
+        format!("column '{name}' named in `{key}` is not in {} (columns: {list})", path.display()),
+    )
+    .with_hint(format!("fix `{key}` to use the file's column names"))
 }
 
 /// Shared per-row state: decoding, NULL detection, error context.
@@ -348,7 +359,12 @@ impl RowCtx<'_> {
                 continue;
             }
             let Some(value) = self.decoder.decode(raw) else {
-                return Err(encoding_error(self.path, line_of(rec), &format!("a value of column '{}'", self.plan.names[k]), self.opts.encoding));
+                return Err(encoding_error(
+                    self.path,
+                    line_of(rec),
+                    &format!("a value of column '{}'", self.plan.names[k]),
+                    self.opts.encoding,
+                ));
             };
             if self.opts.na_values.iter().any(|n| n == value) {
                 continue;
@@ -453,7 +469,12 @@ impl Batcher {
                 None
             } else {
                 let Some(v) = rc.decoder.decode(raw) else {
-                    return Err(encoding_error(rc.path, line_of(rec), &format!("a value of column '{}'", rc.plan.names[k]), rc.opts.encoding));
+                    return Err(encoding_error(
+                        rc.path,
+                        line_of(rec),
+                        &format!("a value of column '{}'", rc.plan.names[k]),
+                        rc.opts.encoding,
+                    ));
                 };
                 if rc.opts.na_values.iter().any(|n| n == v) { None } else { Some(v) }
             };
@@ -462,13 +483,19 @@ impl Batcher {
                 let column = &rc.plan.names[k];
                 let t = self.types[k].name();
                 let hint = if self.strict[k] {
-                    format!("the type was inferred from the first rows; set `dtype: {{\"{column}\": string}}` (or the right type) for this column, or `infer_rows: 0` to infer from the whole file")
+                    format!(
+                        "the type was inferred from the first rows; set `dtype: {{\"{column}\": string}}` (or the right type) for this column, or `infer_rows: 0` to infer from the whole file"
+                    )
                 } else {
                     format!("fix the value or change `dtype` of column '{column}'")
                 };
                 return Err(DriverError::new(
                     "extract.parse_error",
-                    format!("{}: line {}: column '{column}': value {shown:?} is not a {t}", rc.path.display(), line_of(rec)),
+                    format!(
+                        "{}: line {}: column '{column}': value {shown:?} is not a {t}",
+                        rc.path.display(),
+                        line_of(rec)
+                    ),
                 )
                 .with_hint(hint));
             }
@@ -499,7 +526,8 @@ fn extract(opts: &ExtractOptions, path: &Path, telemetry: &StepTelemetry, em: &E
     };
     let plan = Plan::new(opts, &names, path)?;
     let limit = opts.limit.unwrap_or(u64::MAX);
-    let mut rc = RowCtx { opts, plan: &plan, path, decoder: Decoder::new(opts.encoding), scratch: Vec::with_capacity(32) };
+    let mut rc =
+        RowCtx { opts, plan: &plan, path, decoder: Decoder::new(opts.encoding), scratch: Vec::with_capacity(32) };
     let mut inference = vec![Inference::default(); plan.names.len()];
     let mut sample: Vec<::csv::ByteRecord> = Vec::new();
     let mut rec = ::csv::ByteRecord::new();

@@ -119,7 +119,8 @@ fn write_float_sci(out: &mut Vec<u8>, sci: &[u8]) {
     };
     let e_pos = rest.iter().position(|&b| b == b'e').unwrap_or(rest.len());
     let mantissa = &rest[..e_pos];
-    let exp: i32 = std::str::from_utf8(rest.get(e_pos + 1..).unwrap_or(b"0")).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let exp: i32 =
+        std::str::from_utf8(rest.get(e_pos + 1..).unwrap_or(b"0")).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut digits = [0u8; 40];
     let mut n = 0;
     for &b in mantissa {

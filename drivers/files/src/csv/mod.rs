@@ -31,20 +31,57 @@ impl CsvExtractor {
     pub fn new() -> Self {
         use FieldType::*;
         let config = vec![
-            ConfigField::required("path", String, "CSV file to read; relative paths resolve against the connection's base_dir, else the working directory"),
-            ConfigField::with_default("delimiter", String, json!(","), "Field delimiter: one ASCII character (`\\t` or `tab` for a tab)"),
+            ConfigField::required(
+                "path",
+                String,
+                "CSV file to read; relative paths resolve against the connection's base_dir, else the working directory",
+            ),
+            ConfigField::with_default(
+                "delimiter",
+                String,
+                json!(","),
+                "Field delimiter: one ASCII character (`\\t` or `tab` for a tab)",
+            ),
             ConfigField::with_default("encoding", String, json!("utf-8"), "Text encoding: utf-8, latin-1 or ascii"),
-            ConfigField::with_default("header", Boolean, json!(true), "First record holds the column names; when false, columns are named 0, 1, 2, ..."),
+            ConfigField::with_default(
+                "header",
+                Boolean,
+                json!(true),
+                "First record holds the column names; when false, columns are named 0, 1, 2, ...",
+            ),
             ConfigField::optional("columns", Array, "Column names to keep, in this order"),
-            ConfigField::with_default("skip_rows", Integer, json!(0), "Records to skip at the start of the file, before the header"),
+            ConfigField::with_default(
+                "skip_rows",
+                Integer,
+                json!(0),
+                "Records to skip at the start of the file, before the header",
+            ),
             ConfigField::optional("limit", Integer, "Maximum number of data rows to read"),
             ConfigField::optional("na_values", Array, "Strings read as NULL (an empty field is always NULL)"),
             ConfigField::with_default("chunk_size", Integer, json!(10000), "Rows per output batch"),
-            ConfigField::with_default("skip_blank_lines", Boolean, json!(true), "Blank lines are skipped (always: a blank line holds no record)"),
+            ConfigField::with_default(
+                "skip_blank_lines",
+                Boolean,
+                json!(true),
+                "Blank lines are skipped (always: a blank line holds no record)",
+            ),
             ConfigField::optional("comment", String, "Lines starting with this character are skipped"),
-            ConfigField::optional("dtype", Object, "Column → type (string, int64, float64, boolean, date, timestamp, decimal(p,s)) overriding inference; explicit types parse leniently"),
-            ConfigField::with_default("infer_rows", Integer, json!(10000), "Rows sampled for type inference; 0 reads the whole file first (two passes)"),
-            ConfigField::optional("parse_dates", Boolean, "Accepted for Osiris compatibility; ISO-8601 dates and timestamps are always recognised"),
+            ConfigField::optional(
+                "dtype",
+                Object,
+                "Column → type (string, int64, float64, boolean, date, timestamp, decimal(p,s)) overriding inference; explicit types parse leniently",
+            ),
+            ConfigField::with_default(
+                "infer_rows",
+                Integer,
+                json!(10000),
+                "Rows sampled for type inference; 0 reads the whole file first (two passes)",
+            ),
+            ConfigField::optional(
+                "parse_dates",
+                Boolean,
+                "Accepted for Osiris compatibility; ISO-8601 dates and timestamps are always recognised",
+            ),
         ];
         let spec = ComponentSpec {
             name: EXTRACTOR_NAME.into(),

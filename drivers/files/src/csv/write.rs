@@ -90,7 +90,8 @@ impl WriterOptions {
             "lf" => b"\n",
             "crlf" => b"\r\n",
             other => {
-                return Err(invalid(format!("invalid newline '{other}'")).with_hint("use `newline: lf` (default) or `newline: crlf`"));
+                return Err(invalid(format!("invalid newline '{other}'"))
+                    .with_hint("use `newline: lf` (default) or `newline: crlf`"));
             }
         };
         let quoting = match raw.quoting.as_str() {
@@ -98,7 +99,8 @@ impl WriterOptions {
             "all" => Quoting::All,
             "nonnumeric" => Quoting::NonNumeric,
             other => {
-                return Err(invalid(format!("invalid quoting '{other}'")).with_hint("use `quoting: minimal` (default), `all` or `nonnumeric`"));
+                return Err(invalid(format!("invalid quoting '{other}'"))
+                    .with_hint("use `quoting: minimal` (default), `all` or `nonnumeric`"));
             }
         };
         Ok(WriterOptions {
@@ -226,7 +228,10 @@ impl CsvEncoder {
         let start = out.len();
         for (col, &i) in self.cols.iter_mut().zip(&self.order) {
             let array = batch.columns().get(i).ok_or_else(|| {
-                DriverError::new("write.schema_mismatch", format!("a batch has {} columns, expected more than {i}", batch.num_columns()))
+                DriverError::new(
+                    "write.schema_mismatch",
+                    format!("a batch has {} columns, expected more than {i}", batch.num_columns()),
+                )
             })?;
             fill_column(col, array, self.delimiter_in_plain_text)?;
         }
@@ -267,7 +272,10 @@ impl CsvEncoder {
             if code > max {
                 return Err(DriverError::new(
                     "write.encoding_error",
-                    format!("{what} contains the character {c:?} (U+{code:04X}) that {:?} cannot represent", self.encoding),
+                    format!(
+                        "{what} contains the character {c:?} (U+{code:04X}) that {:?} cannot represent",
+                        self.encoding
+                    ),
                 )
                 .with_hint("use `encoding: utf-8`"));
             }
@@ -325,7 +333,9 @@ fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> 
     col.array = Some(array.clone());
     match array.data_type() {
         DataType::Null => col.ends.extend(std::iter::repeat_n(0, array.len())),
-        DataType::Boolean => each_value!(col, array.as_boolean(), |o, v| o.extend_from_slice(if v { b"true" } else { b"false" })),
+        DataType::Boolean => {
+            each_value!(col, array.as_boolean(), |o, v| o.extend_from_slice(if v { b"true" } else { b"false" }))
+        }
         DataType::Int8 => each_value!(col, array.as_primitive::<Int8Type>(), |o, v| write_i64(o, v as i64)),
         DataType::Int16 => each_value!(col, array.as_primitive::<Int16Type>(), |o, v| write_i64(o, v as i64)),
         DataType::Int32 => each_value!(col, array.as_primitive::<Int32Type>(), |o, v| write_i64(o, v as i64)),
@@ -380,16 +390,22 @@ fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> 
             }
         }
         DataType::Time32(TimeUnit::Second) => {
-            each_value!(col, array.as_primitive::<Time32SecondType>(), |o, v| write_time(o, v.rem_euclid(86_400) as u32, 0))
+            each_value!(col, array.as_primitive::<Time32SecondType>(), |o, v| write_time(
+                o,
+                v.rem_euclid(86_400) as u32,
+                0
+            ))
         }
         DataType::Time32(_) => each_value!(col, array.as_primitive::<Time32MillisecondType>(), |o, v| {
             let (s, n) = split_units(v as i64, 1000);
             write_time(o, s.rem_euclid(86_400) as u32, n)
         }),
-        DataType::Time64(TimeUnit::Microsecond) => each_value!(col, array.as_primitive::<Time64MicrosecondType>(), |o, v| {
-            let (s, n) = split_units(v, 1_000_000);
-            write_time(o, s.rem_euclid(86_400) as u32, n)
-        }),
+        DataType::Time64(TimeUnit::Microsecond) => {
+            each_value!(col, array.as_primitive::<Time64MicrosecondType>(), |o, v| {
+                let (s, n) = split_units(v, 1_000_000);
+                write_time(o, s.rem_euclid(86_400) as u32, n)
+            })
+        }
         DataType::Time64(_) => each_value!(col, array.as_primitive::<Time64NanosecondType>(), |o, v| {
             let (s, n) = split_units(v, 1_000_000_000);
             write_time(o, s.rem_euclid(86_400) as u32, n)
@@ -420,8 +436,11 @@ fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> 
             col.may_quote = true;
             let opts = arrow_cast::display::FormatOptions::default();
             let formatter = arrow_cast::display::ArrayFormatter::try_new(array.as_ref(), &opts).map_err(|e| {
-                DriverError::new("write.unsupported_type", format!("cannot format a {} column as text: {e}", array.data_type()))
-                    .with_hint("cast the column to a string in a transform before writing CSV")
+                DriverError::new(
+                    "write.unsupported_type",
+                    format!("cannot format a {} column as text: {e}", array.data_type()),
+                )
+                .with_hint("cast the column to a string in a transform before writing CSV")
             })?;
             for i in 0..array.len() {
                 if array.is_valid(i) {

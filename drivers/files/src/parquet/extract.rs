@@ -43,7 +43,9 @@ impl Options {
         if let Some(b) = raw.batch_size
             && (b == 0 || b > 10_000_000)
         {
-            return Err(invalid(format!("invalid batch_size {b}")).with_hint("use a number of rows between 1 and 10000000"));
+            return Err(
+                invalid(format!("invalid batch_size {b}")).with_hint("use a number of rows between 1 and 10000000")
+            );
         }
         Ok(Options {
             path: raw.path,
@@ -77,7 +79,13 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> DriverError {
         .with_hint("check that the file is a valid Parquet file")
 }
 
-fn read(opts: &Options, path: &Path, batch_size: usize, telemetry: &StepTelemetry, em: &Emitter) -> Result<(), DriverError> {
+fn read(
+    opts: &Options,
+    path: &Path,
+    batch_size: usize,
+    telemetry: &StepTelemetry,
+    em: &Emitter,
+) -> Result<(), DriverError> {
     let file = open_input(path)?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_error(path, e))?;
@@ -91,7 +99,11 @@ fn read(opts: &Options, path: &Path, batch_size: usize, telemetry: &StepTelemetr
                 let names: Vec<&str> = file_schema.fields().iter().map(|f| f.name().as_str()).take(20).collect();
                 DriverError::new(
                     "extract.column_not_found",
-                    format!("column '{name}' named in `columns` is not in {} (columns: {})", path.display(), names.join(", ")),
+                    format!(
+                        "column '{name}' named in `columns` is not in {} (columns: {})",
+                        path.display(),
+                        names.join(", ")
+                    ),
                 )
                 .with_hint("fix `columns` to use the file's column names")
             })?;

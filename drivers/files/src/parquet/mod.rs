@@ -81,7 +81,11 @@ The file is written under a temporary name and renamed on success, so a failed r
                 .into(),
             modes: vec![Mode::Write],
             config: vec![
-                ConfigField::required("path", String, "Parquet file to write; relative paths resolve against the connection's base_dir, else the working directory"),
+                ConfigField::required(
+                    "path",
+                    String,
+                    "Parquet file to write; relative paths resolve against the connection's base_dir, else the working directory",
+                ),
                 ConfigField::with_default("compression", String, json!("snappy"), "Column chunk compression")
                     .allowed(["none", "snappy", "zstd", "lz4", "gzip"]),
                 ConfigField::with_default("row_group_size", Integer, json!(1_048_576), "Maximum rows per row group"),

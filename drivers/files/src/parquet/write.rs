@@ -91,8 +91,11 @@ impl Driver for ParquetWriterDriver {
         let mut input = io.single_input()?;
         let schema: SchemaRef = input.reader.schema().await?;
         if schema.fields().is_empty() {
-            return Err(DriverError::new("write.empty_schema", "the input has no columns; Parquet cannot store a file without columns")
-                .with_hint("check the upstream step (an empty CSV file has no columns)"));
+            return Err(DriverError::new(
+                "write.empty_schema",
+                "the input has no columns; Parquet cannot store a file without columns",
+            )
+            .with_hint("check the upstream step (an empty CSV file has no columns)"));
         }
         let path = crate::common::resolve_data_path(&ctx, &self.opts.path);
         let (target, file) = TempTarget::create(&path, self.opts.create_dirs)?;
@@ -109,9 +112,11 @@ impl Driver for ParquetWriterDriver {
             let Some(batch) = input.reader.next_batch().await? else { break };
             let rows = batch.num_rows() as u64;
             let p = path.clone();
-            writer = tokio::task::spawn_blocking(move || writer.write(&batch).map(|_| writer).map_err(|e| parquet_error(&p, e)))
-                .await
-                .map_err(|e| DriverError::new("write.internal_error", format!("writer thread failed: {e}")))??;
+            writer = tokio::task::spawn_blocking(move || {
+                writer.write(&batch).map(|_| writer).map_err(|e| parquet_error(&p, e))
+            })
+            .await
+            .map_err(|e| DriverError::new("write.internal_error", format!("writer thread failed: {e}")))??;
             ctx.telemetry.add_rows_written(rows);
         }
         let p = path.clone();
