@@ -118,6 +118,14 @@ fn a_tiny_memory_budget_spills_and_gives_byte_identical_outputs() {
     let spilled = metrics.iter().find(|m| m["metric"] == "cache_spilled_bytes").expect("cache_spilled_bytes metric");
     assert!(spilled["value"].as_u64().unwrap() > 0);
     assert!(!tiny_dir.join("spill").exists(), "spill files are removed after the run");
+
+    // The budget can also come from osiris.yaml.
+    project.write("osiris.yaml", "runtime:\n  memory_budget: 4KiB\n");
+    let configured = project.run(&["run", "fan_out.yaml", "--json"]);
+    assert!(configured.status.success(), "{}", describe(&configured));
+    let configured_dir = std::path::PathBuf::from(stdout_json(&configured)["session_dir"].as_str().unwrap());
+    assert!(event_names(&configured_dir).contains(&"cache_spill_start".to_string()));
+    assert_eq!(project.read("out/a.csv"), roomy_a);
 }
 
 #[test]
@@ -232,4 +240,35 @@ steps:
     let output = project.run(&["run", "roundtrip.yaml"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(project.read_text("out/orders.csv"), sample_csv());
+}
+
+#[test]
+fn an_interrupted_run_exits_1_and_leaves_no_partial_output() {
+    let project = Project::new();
+    project.write("data/in.csv", big_csv(600_000));
+    project.write("fan_out.yaml", FAN_OUT);
+    let mut child = project
+        .osiris(&["run", "fan_out.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the steps are running (the Ctrl-C handler is installed by then).
+    let started = std::time::Instant::now();
+    while !project.run_dirs().iter().any(|d| event_names(d).contains(&"step_start".to_string())) {
+        assert!(started.elapsed().as_secs() < 30, "the run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let leftovers: Vec<_> = std::fs::read_dir(project.file("out"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "no output or temporary file may remain: {leftovers:?}");
+    let run_dir = project.only_run_dir();
+    let events = jsonl(&run_dir.join("events.jsonl"));
+    assert_eq!(events.last().unwrap()["status"], "cancelled");
+    assert!(events.iter().any(|e| e["event"] == "step_cancelled"));
 }

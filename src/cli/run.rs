@@ -180,20 +180,27 @@ fn report(
         .map(|(step, path)| json!({"step_id": step, "path": project.show(path)}))
         .collect();
 
-    if let Some(failure) = &run.failure {
-        let message = format!(
-            "step '{}' ({}) failed [{}]: {}",
-            failure.step_id, failure.component, failure.code, failure.message
-        );
+    if !run.succeeded() {
+        let (message, hint, step, code) = match &run.failure {
+            Some(f) => (
+                format!("step '{}' ({}) failed [{}]: {}", f.step_id, f.component, f.code, f.message),
+                f.hint.clone(),
+                Some(f.step_id.clone()),
+                f.code.clone(),
+            ),
+            None => {
+                ("the run was cancelled before all steps completed".to_string(), None, None, "run.cancelled".into())
+            }
+        };
         let json = json!({
-            "status": "error", "phase": "execute", "message": message, "hint": failure.hint,
-            "failed_step": failure.step_id, "error_code": failure.code,
+            "status": "error", "phase": "execute", "message": message, "hint": hint,
+            "failed_step": step, "error_code": code,
             "session_id": result.run_id, "session_dir": session_dir, "steps": steps,
         });
         if !args.json {
             print!("{}", summary(run, project, run_dir, &written, timing));
         }
-        return Err(CliError::run_failed(message, failure.hint.clone()).with_json(json));
+        return Err(CliError::run_failed(message, hint).with_json(json));
     }
     if args.json {
         return Ok(Outcome::json(json!({

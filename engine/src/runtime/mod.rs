@@ -308,8 +308,13 @@ impl Execution {
             unit: Unit::Bytes,
         });
         let count = |status| steps.iter().filter(|s| s.status == status).count();
+        let status = match (&failure, count(StepStatus::Succeeded) == steps.len()) {
+            (Some(_), _) => "failed",
+            (None, true) => "success",
+            (None, false) => "cancelled",
+        };
         telemetry.event(Event::RunEnd {
-            status: if failure.is_none() { "success" } else { "failed" }.to_string(),
+            status: status.to_string(),
             duration_seconds,
             steps_completed: count(StepStatus::Succeeded),
             steps_failed: count(StepStatus::Failed),
