@@ -12,6 +12,7 @@ pub mod driver;
 pub mod embed;
 pub mod manifest;
 pub mod pipeline;
+pub mod placeholders;
 pub mod prepare;
 pub mod prepared;
 pub mod registry;

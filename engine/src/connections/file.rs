@@ -205,46 +205,12 @@ fn whole_var(s: &str) -> Option<&str> {
 
 /// The `${VAR}` names in `s`.
 fn vars_in(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        match after.find('}') {
-            Some(end) => {
-                if end > 0 {
-                    out.push(after[..end].to_string());
-                }
-                rest = &after[end + 1..];
-            }
-            None => break,
-        }
-    }
-    out
+    crate::placeholders::names(s, "${").into_iter().filter(|name| !name.is_empty()).collect()
 }
 
 /// Substitutes `${VAR}` like Osiris: unset or empty variables are left literally.
 pub fn substitute_env(s: &str, env: &dyn SecretSource) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find('}') {
-            Some(end) => {
-                match env.get(&after[..end]).filter(|_| end > 0) {
-                    Some(v) => out.push_str(&v),
-                    None => out.push_str(&rest[start..start + 2 + end + 1]),
-                }
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::placeholders::substitute(s, "${", |name| if name.is_empty() { None } else { env.get(name) })
 }
 
 fn is_truthy(v: &Value) -> bool {

@@ -166,32 +166,14 @@ fn walk(
 
 /// Substitutes the placeholders of one string; unknown names are reported and left literal.
 pub fn substitute_str(s: &str, params: &BTreeMap<String, String>, missing: &mut dyn FnMut(&str)) -> String {
-    const OPEN: &str = "${params.";
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find(OPEN) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + OPEN.len()..];
-        match after.find('}') {
-            Some(end) => {
-                let name = after[..end].trim();
-                match params.get(name) {
-                    Some(value) => out.push_str(value),
-                    None => {
-                        missing(name);
-                        out.push_str(&rest[start..start + OPEN.len() + end + 1]);
-                    }
-                }
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
+    crate::placeholders::substitute(s, "${params.", |name| {
+        let name = name.trim();
+        let value = params.get(name).cloned();
+        if value.is_none() {
+            missing(name);
         }
-    }
-    out.push_str(rest);
-    out
+        value
+    })
 }
 
 /// Whether `s` contains a `${params.` placeholder.
