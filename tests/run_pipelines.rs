@@ -247,7 +247,7 @@ fn an_interrupted_run_exits_1_and_leaves_no_partial_output() {
     let project = Project::new();
     project.write("data/in.csv", big_csv(600_000));
     project.write("fan_out.yaml", FAN_OUT);
-    let mut child = project
+    let child = project
         .osiris(&["run", "fan_out.yaml"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
