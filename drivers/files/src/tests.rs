@@ -236,13 +236,13 @@ async fn writer_formats_values() {
     let text = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
     let want = "dec,f,ts_utc,d64,bin,t,u,s\n\
 12.50,1.5,1970-01-01T00:00:00Z,1970-01-01,00ff,00:00:00,255,\"a\"\"b\"\n\
--0.05,100.0,1970-01-01T00:00:01.500Z,1970-01-02,,01:02:03.000001,0,\n\
+-0.05,100.0,1970-01-01T00:00:01.500Z,1970-01-02,\"\",01:02:03.000001,0,\"\"\n\
 ,,,,,,,\n\
 0.00,0.0001,1969-12-31T23:59:59.999Z,1969-12-31,41,00:00:00.000001,1,\"x\ry\"\n\
-1.00,1e+16,1970-01-01T00:00:00Z,1970-01-01,,00:00:00,2,s\n\
--1234.56,1.2345678901234568e+17,1970-01-01T00:00:00Z,1970-01-01,,00:00:00,3,s\n\
-0.07,1e-05,1970-01-01T00:00:00Z,1970-01-01,,00:00:00,4,s\n\
-0.01,nan,1970-01-01T00:00:00Z,1970-01-01,,00:00:00,5, lead\n";
+1.00,1e+16,1970-01-01T00:00:00Z,1970-01-01,\"\",00:00:00,2,s\n\
+-1234.56,1.2345678901234568e+17,1970-01-01T00:00:00Z,1970-01-01,\"\",00:00:00,3,s\n\
+0.07,1e-05,1970-01-01T00:00:00Z,1970-01-01,\"\",00:00:00,4,s\n\
+0.01,nan,1970-01-01T00:00:00Z,1970-01-01,\"\",00:00:00,5, lead\n";
     assert_eq!(text, want);
     assert_eq!(tel.counters().rows_written.load(std::sync::atomic::Ordering::Relaxed), 8);
     assert_eq!(tel.counters().bytes_written.load(std::sync::atomic::Ordering::Relaxed), want.len() as u64);
@@ -254,6 +254,164 @@ async fn single_column_empty_values_do_not_become_blank_lines() {
     let input = "a\nx\n\"\"\ny\n";
     let out = csv_to_csv(dir.path(), input, json!({"path": "in.csv"}), json!({"path": "out.csv"})).await;
     assert_eq!(String::from_utf8(out).unwrap(), input);
+}
+
+/// Unquoted empty fields (NULL) and `""` (empty strings), in string and typed columns.
+const NULL_VS_EMPTY: &str = "id,code,n,note\n\
+1,\"\",5,\"\"\n\
+2,,,\n\
+3,x,-7,\"a,b\"\n\
+4,\"\",,plain\n\
+5,,8,\"\"\n";
+
+/// Checks the Arrow values read from [`NULL_VS_EMPTY`] (by either extractor).
+fn check_null_vs_empty(schema: &SchemaRef, batches: &[RecordBatch]) {
+    assert_eq!(schema.field(1).data_type(), &DataType::Utf8);
+    assert_eq!(schema.field(2).data_type(), &DataType::Int64);
+    let b = arrow_select_concat(schema, batches);
+    let code = b.column(1).as_string::<i32>();
+    let n = b.column(2).as_primitive::<Int64Type>();
+    let note = b.column(3).as_string::<i32>();
+    let values =
+        |a: &StringArray| (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect::<Vec<_>>();
+    let v = |s: &str| Some(s.to_string());
+    assert_eq!(values(code), vec![v(""), None, v("x"), v(""), None]);
+    assert_eq!(values(note), vec![v(""), None, v("a,b"), v("plain"), v("")]);
+    assert_eq!(n.iter().collect::<Vec<_>>(), vec![Some(5), None, Some(-7), None, Some(8)]);
+}
+
+#[tokio::test]
+async fn quoted_empty_is_an_empty_string_and_unquoted_empty_is_null() {
+    let dir = tmp();
+    let d = dir.path();
+    std::fs::write(d.join("in.csv"), NULL_VS_EMPTY).unwrap();
+    let (schema, batches, _) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv", "chunk_size": 2}), d).await.unwrap();
+    check_null_vs_empty(&schema, &batches);
+
+    // CSV → CSV.
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema.clone(), batches.clone(), true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), NULL_VS_EMPTY);
+
+    // CSV → Parquet → CSV, with the values checked in between.
+    write(&ParquetWriter::new(), json!({"path": "x.parquet"}), d, schema, batches, true).await.unwrap();
+    let (schema, batches, _) =
+        extract(&ParquetExtractor::new(), json!({"path": "x.parquet", "batch_size": 2}), d).await.unwrap();
+    check_null_vs_empty(&schema, &batches);
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema, batches, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), NULL_VS_EMPTY);
+
+    // Also with CRLF line ends.
+    let crlf = NULL_VS_EMPTY.replace('\n', "\r\n");
+    let out = csv_to_csv(d, &crlf, json!({"path": "in.csv"}), json!({"path": "out.csv", "newline": "crlf"})).await;
+    assert_eq!(String::from_utf8(out).unwrap(), crlf);
+}
+
+#[tokio::test]
+async fn quoted_empty_in_typed_columns() {
+    let dir = tmp();
+    let d = dir.path();
+    // Unquoted empty fields are NULL and leave the inferred type alone.
+    std::fs::write(d.join("in.csv"), "i,f,b,day\n1,1.5,true,2024-01-01\n,,,\n3,2.5,false,2024-01-03\n").unwrap();
+    let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap();
+    let types: Vec<&DataType> = schema.fields().iter().map(|f| f.data_type()).collect();
+    assert_eq!(types, [&DataType::Int64, &DataType::Float64, &DataType::Boolean, &DataType::Date32]);
+    let b = arrow_select_concat(&schema, &batches);
+    assert_eq!(b.column(0).as_primitive::<Int64Type>().iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
+    assert!((0..4).all(|c| b.column(c).is_null(1)));
+
+    // `""` is a value no other type prints, so inference keeps the column as strings (lossless).
+    std::fs::write(d.join("in.csv"), "i,j\n1,1\n\"\",\n3,3\n").unwrap();
+    let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap();
+    assert_eq!(schema.field(0).data_type(), &DataType::Utf8);
+    assert_eq!(schema.field(1).data_type(), &DataType::Int64);
+    let b = arrow_select_concat(&schema, &batches);
+    assert_eq!(b.column(0).as_string::<i32>().value(1), "");
+    assert!(b.column(0).is_valid(1) && b.column(1).is_null(1));
+
+    // An explicit type reads `""` as NULL.
+    let cfg = json!({"path": "in.csv", "dtype": {"i": "int64", "j": "decimal(5,1)"}});
+    let (schema, batches, _) = extract(&CsvExtractor::new(), cfg, d).await.unwrap();
+    assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+    let b = arrow_select_concat(&schema, &batches);
+    assert_eq!(b.column(0).as_primitive::<Int64Type>().iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
+
+    // Beyond the sample, `""` in an inferred int64 column does not fit, like any other text.
+    std::fs::write(d.join("in.csv"), "i\n1\n2\n\"\"\n").unwrap();
+    let err = extract(&CsvExtractor::new(), json!({"path": "in.csv", "infer_rows": 2}), d).await.unwrap_err();
+    assert_eq!(err.code, "extract.parse_error");
+    assert!(err.message.contains("line 4") && err.message.contains("\"\""), "{}", err.message);
+    // `na_values` still applies to quoted fields.
+    let (schema, _, _) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv", "infer_rows": 2, "na_values": [""]}), d).await.unwrap();
+    assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+}
+
+#[tokio::test]
+async fn writer_quotes_empty_values_but_not_nulls() {
+    let dir = tmp();
+    let d = dir.path();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("s", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, true),
+        Field::new("b", DataType::Binary, true),
+        Field::new("ls", DataType::LargeUtf8, true),
+        Field::new("sv", DataType::Utf8View, true),
+        Field::new("z", DataType::Null, true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![Some(""), None, Some("a")])),
+        Arc::new(Int64Array::from(vec![Some(1), None, Some(2)])),
+        Arc::new(BinaryArray::from(vec![Some(&b""[..]), None, Some(b"\x01")])),
+        Arc::new(LargeStringArray::from(vec![Some(""), None, Some("a")])),
+        Arc::new(StringViewArray::from(vec![Some(""), None, Some("a")])),
+        Arc::new(NullArray::new(3)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    let cases = [
+        ("minimal", "s,n,b,ls,sv,z\n\"\",1,\"\",\"\",\"\",\n,,,,,\na,2,01,a,a,\n"),
+        (
+            "nonnumeric",
+            "\"s\",\"n\",\"b\",\"ls\",\"sv\",\"z\"\n\"\",1,\"\",\"\",\"\",\n,,,,,\n\"a\",2,\"01\",\"a\",\"a\",\n",
+        ),
+        (
+            "all",
+            "\"s\",\"n\",\"b\",\"ls\",\"sv\",\"z\"\n\"\",\"1\",\"\",\"\",\"\",\n,,,,,\n\"a\",\"2\",\"01\",\"a\",\"a\",\n",
+        ),
+    ];
+    for (quoting, want) in cases {
+        write(
+            &CsvWriter::new(),
+            json!({"path": "out.csv", "quoting": quoting}),
+            d,
+            schema.clone(),
+            vec![batch.clone()],
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), want, "{quoting}");
+    }
+
+    // One column: an empty string is `""`; so is NULL, since a blank line would be skipped.
+    let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![Some(""), None, Some("a")]))])
+            .unwrap();
+    for quoting in ["minimal", "nonnumeric"] {
+        write(
+            &CsvWriter::new(),
+            json!({"path": "out.csv", "quoting": quoting}),
+            d,
+            schema.clone(),
+            vec![batch.clone()],
+            true,
+        )
+        .await
+        .unwrap();
+        let want = if quoting == "minimal" { "s\n\"\"\n\"\"\na\n" } else { "\"s\"\n\"\"\n\"\"\n\"a\"\n" };
+        assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), want, "{quoting}");
+    }
 }
 
 #[tokio::test]

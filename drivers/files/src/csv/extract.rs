@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::infer::*;
+use super::reader::{Record, RecordReader};
 use crate::common::{Emitter, Encoding, invalid, open_input, parse_delimiter, run_producer};
 
 #[derive(Debug, Deserialize)]
@@ -152,8 +153,8 @@ impl Driver for CsvExtractorDriver {
 
 /// The open CSV file, after `skip_rows`, with one record of look-ahead.
 struct Source {
-    reader: ::csv::Reader<File>,
-    pending: Option<::csv::ByteRecord>,
+    reader: RecordReader<File>,
+    pending: Option<Record>,
     path: PathBuf,
     reported_bytes: u64,
 }
@@ -162,15 +163,9 @@ impl Source {
     /// Opens the file and reads the column names (`None` for a file without records).
     fn open(opts: &ExtractOptions, path: &Path) -> Result<(Source, Option<Vec<String>>), DriverError> {
         let file = open_input(path)?;
-        let reader = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .delimiter(opts.delimiter)
-            .comment(opts.comment)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(file);
+        let reader = RecordReader::new(file, opts.delimiter, opts.comment, 1 << 16);
         let mut src = Source { reader, pending: None, path: path.to_path_buf(), reported_bytes: 0 };
-        let mut rec = ::csv::ByteRecord::new();
+        let mut rec = Record::default();
         for _ in 0..opts.skip_rows {
             if !src.next(&mut rec)? {
                 return Ok((src, None));
@@ -199,13 +194,13 @@ impl Source {
     }
 
     /// Reads the next record into `rec`; `false` at the end of the file.
-    fn next(&mut self, rec: &mut ::csv::ByteRecord) -> Result<bool, DriverError> {
+    fn next(&mut self, rec: &mut Record) -> Result<bool, DriverError> {
         if let Some(p) = self.pending.take() {
             *rec = p;
             return Ok(true);
         }
-        self.reader.read_byte_record(rec).map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
+        self.reader.read_record(rec).map_err(|e| {
+            let line = self.reader.line();
             DriverError::new("extract.io_error", format!("{}: line {line}: cannot read CSV: {e}", self.path.display()))
                 .with_hint("check that the file is a readable CSV with the configured delimiter")
                 .with_source(e)
@@ -214,7 +209,7 @@ impl Source {
 
     /// Bytes consumed since the last call.
     fn take_bytes(&mut self) -> u64 {
-        let now = self.reader.position().byte();
+        let now = self.reader.offset();
         let delta = now.saturating_sub(self.reported_bytes);
         self.reported_bytes = now;
         delta
@@ -237,8 +232,8 @@ fn mangle_duplicates(names: &mut [String]) {
     }
 }
 
-fn line_of(rec: &::csv::ByteRecord) -> u64 {
-    rec.position().map(|p| p.line()).unwrap_or(0)
+fn line_of(rec: &Record) -> u64 {
+    rec.line()
 }
 
 fn encoding_error(path: &Path, line: u64, what: &str, enc: Encoding) -> DriverError {
@@ -331,7 +326,7 @@ struct RowCtx<'a> {
 }
 
 impl RowCtx<'_> {
-    fn check_width(&self, rec: &::csv::ByteRecord) -> Result<(), DriverError> {
+    fn check_width(&self, rec: &Record) -> Result<(), DriverError> {
         if rec.len() > self.plan.source_columns {
             return Err(DriverError::new(
                 "extract.parse_error",
@@ -348,14 +343,17 @@ impl RowCtx<'_> {
         Ok(())
     }
 
-    fn observe(&mut self, rec: &::csv::ByteRecord, inference: &mut [Inference]) -> Result<(), DriverError> {
+    fn observe(&mut self, rec: &Record, inference: &mut [Inference]) -> Result<(), DriverError> {
         self.check_width(rec)?;
         for (k, inf) in inference.iter_mut().enumerate() {
             if self.plan.explicit[k].is_some() {
                 continue;
             }
-            let raw = rec.get(self.plan.src_idx[k]).unwrap_or(b"");
-            if raw.is_empty() {
+            let i = self.plan.src_idx[k];
+            let raw = rec.get(i).unwrap_or(b"");
+            // An unquoted empty field is NULL; `""` is an empty string, a value no other type
+            // prints, so it makes the column a string column.
+            if raw.is_empty() && !rec.is_quoted(i) {
                 continue;
             }
             let Some(value) = self.decoder.decode(raw) else {
@@ -456,16 +454,21 @@ struct Batcher {
     schema: SchemaRef,
     types: Vec<ColType>,
     strict: Vec<bool>,
+    /// A quoted empty field is a value (not NULL): string columns and inferred (strict) types.
+    keep_empty: Vec<bool>,
     builders: Vec<ColBuilder>,
     rows: usize,
 }
 
 impl Batcher {
-    fn push(&mut self, rc: &mut RowCtx<'_>, rec: &::csv::ByteRecord) -> Result<(), DriverError> {
+    fn push(&mut self, rc: &mut RowCtx<'_>, rec: &Record) -> Result<(), DriverError> {
         rc.check_width(rec)?;
         for (k, builder) in self.builders.iter_mut().enumerate() {
-            let raw = rec.get(rc.plan.src_idx[k]).unwrap_or(b"");
-            let value = if raw.is_empty() {
+            let i = rc.plan.src_idx[k];
+            let raw = rec.get(i).unwrap_or(b"");
+            // Unquoted empty: NULL. Quoted empty (`""`): the empty string in a string column, NULL
+            // in a column of an explicit `dtype`, and a value that does not fit an inferred type.
+            let value = if raw.is_empty() && !(self.keep_empty[k] && rec.is_quoted(i)) {
                 None
             } else {
                 let Some(v) = rc.decoder.decode(raw) else {
@@ -529,8 +532,8 @@ fn extract(opts: &ExtractOptions, path: &Path, telemetry: &StepTelemetry, em: &E
     let mut rc =
         RowCtx { opts, plan: &plan, path, decoder: Decoder::new(opts.encoding), scratch: Vec::with_capacity(32) };
     let mut inference = vec![Inference::default(); plan.names.len()];
-    let mut sample: Vec<::csv::ByteRecord> = Vec::new();
-    let mut rec = ::csv::ByteRecord::new();
+    let mut sample: Vec<Record> = Vec::new();
+    let mut rec = Record::default();
     let needs_inference = plan.explicit.iter().any(Option::is_none);
     if needs_inference && opts.infer_rows == 0 {
         // Pass 1 over the whole file for the types, then start again.
@@ -557,9 +560,11 @@ fn extract(opts: &ExtractOptions, path: &Path, telemetry: &StepTelemetry, em: &E
     let schema = Arc::new(Schema::new(fields));
     em.schema(schema.clone())?;
     let cap = opts.chunk_size.min(1 << 16);
+    let strict: Vec<bool> = plan.explicit.iter().map(Option::is_none).collect();
     let mut batcher = Batcher {
         schema,
-        strict: plan.explicit.iter().map(Option::is_none).collect(),
+        keep_empty: types.iter().zip(&strict).map(|(&t, &s)| s || t == ColType::Utf8).collect(),
+        strict,
         builders: types.iter().map(|&t| ColBuilder::new(t, cap)).collect::<Result<_, _>>()?,
         types,
         rows: 0,

@@ -2,6 +2,8 @@
 //!
 //! Inference is lossless: a type is chosen only when every sampled value is exactly the text the
 //! CSV writer prints for the parsed value, so CSV → CSV (or → Parquet → CSV) reproduces the input.
+//! A quoted empty field (`""`, the empty string) is observed as the value `""`, which no type but
+//! string accepts; an unquoted empty field is NULL and is not observed.
 
 use arrow_schema::{DataType, TimeUnit};
 use osiris_engine::driver::DriverError;

@@ -3,6 +3,7 @@
 mod extract;
 pub(crate) mod format;
 mod infer;
+mod reader;
 mod write;
 
 use osiris_engine::driver::{Driver, DriverError};
@@ -57,7 +58,11 @@ impl CsvExtractor {
                 "Records to skip at the start of the file, before the header",
             ),
             ConfigField::optional("limit", Integer, "Maximum number of data rows to read"),
-            ConfigField::optional("na_values", Array, "Strings read as NULL (an empty field is always NULL)"),
+            ConfigField::optional(
+                "na_values",
+                Array,
+                "Strings read as NULL, quoted or not (an unquoted empty field is always NULL)",
+            ),
             ConfigField::with_default("chunk_size", Integer, json!(10000), "Rows per output batch"),
             ConfigField::with_default(
                 "skip_blank_lines",
@@ -89,7 +94,9 @@ impl CsvExtractor {
             title: "Read a CSV file".into(),
             description: "Streams a CSV file (RFC 4180: quoted fields, doubled quotes, embedded newlines) as Arrow batches in bounded memory. \
 Types are inferred losslessly from a sample: int64, float64, boolean, date and timestamp only when every value is exactly the text the CSV writer prints back, \
-otherwise string; empty fields are NULL. A later value that does not fit the inferred type fails with extract.parse_error naming line and column."
+otherwise string. NULL and the empty string stay apart, as in PostgreSQL's CSV format: an unquoted empty field is NULL, a quoted one (`\"\"`) is the empty string. \
+`\"\"` is text no other type prints, so a column holding it is inferred as string; a column with an explicit non-string `dtype` reads it as NULL. \
+A later value that does not fit the inferred type (`\"\"` included) fails with extract.parse_error naming line and column."
                 .into(),
             modes: vec![Mode::Extract],
             config,
@@ -134,7 +141,7 @@ impl CsvWriter {
             ConfigField::with_default("newline", String, json!("lf"), "Line terminator").allowed(["lf", "crlf"]),
             ConfigField::with_default("sort_columns", Boolean, json!(false), "Sort columns by name (Osiris's order) instead of keeping the source order"),
             ConfigField::with_default("create_dirs", Boolean, json!(true), "Create missing parent directories"),
-            ConfigField::with_default("quoting", String, json!("minimal"), "minimal: quote only fields with a delimiter, quote or line break; all: quote every field; nonnumeric: quote all but numbers")
+            ConfigField::with_default("quoting", String, json!("minimal"), "minimal: quote only fields with a delimiter, quote or line break, and empty values; all: quote every value; nonnumeric: quote all values but numbers. NULL stays unquoted (except in a one-column file)")
                 .allowed(["minimal", "all", "nonnumeric"]),
             ConfigField::optional("chunk_size", Integer, "Accepted for Osiris compatibility; ignored (batches are written as they arrive)"),
         ];
@@ -142,7 +149,9 @@ impl CsvWriter {
             name: WRITER_NAME.into(),
             version: "0.1.0".into(),
             title: "Write a CSV file".into(),
-            description: "Writes its single input as RFC 4180 CSV: NULL as an empty field, exact decimals, integers and booleans plain, \
+            description: "Writes its single input as RFC 4180 CSV: NULL as an empty unquoted field and an empty string (or empty binary) as `\"\"`, \
+so NULL and the empty string stay apart as in PostgreSQL's CSV format (only in a one-column file is NULL written as `\"\"` too, since a blank line would be skipped, so it reads back as an empty string); \
+exact decimals, integers and booleans plain, \
 floats as the shortest round-trip text (Python repr style), dates YYYY-MM-DD, timestamps YYYY-MM-DDTHH:MM:SS[.fff] (UTC with Z when zoned), binary as lowercase hex. \
 Columns keep the source order unless sort_columns. The file is written under a temporary name and renamed on success, so a failed run never leaves a truncated file."
                 .into(),

@@ -1,11 +1,11 @@
 //! `filesystem.csv_writer`: writes its single input as CSV, atomically.
 
 use std::io::{BufWriter, Write};
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Schema, TimeUnit};
 use async_trait::async_trait;
 use osiris_engine::driver::{Driver, DriverError, StepContext, StepIo, parse_config};
@@ -162,7 +162,8 @@ struct ColumnText {
     may_quote: bool,
     /// Numbers are not quoted under `quoting: nonnumeric`.
     numeric: bool,
-    array: Option<ArrayRef>,
+    /// Which rows are NULL (the logical nulls of the column), to tell NULL from an empty value.
+    nulls: Option<NullBuffer>,
 }
 
 /// Formats record batches as CSV rows, reusing its buffers from batch to batch.
@@ -188,7 +189,7 @@ impl CsvEncoder {
         let d = opts.delimiter;
         let cols = order
             .iter()
-            .map(|_| ColumnText { data: Vec::new(), ends: Vec::new(), may_quote: true, numeric: false, array: None })
+            .map(|_| ColumnText { data: Vec::new(), ends: Vec::new(), may_quote: true, numeric: false, nulls: None })
             .collect();
         CsvEncoder {
             delimiter: d,
@@ -213,8 +214,9 @@ impl CsvEncoder {
                 out.push(self.delimiter);
             }
             let name = schema.field(i).name().as_bytes();
-            let quote = self.quoting != Quoting::Minimal || needs_quotes(name, self.delimiter);
-            write_field(out, name, quote, single);
+            let quote =
+                self.quoting != Quoting::Minimal || needs_quotes(name, self.delimiter) || single && name.is_empty();
+            write_field(out, name, quote);
         }
         out.extend_from_slice(self.newline);
         self.transcode(out, start, "a column name")
@@ -237,6 +239,7 @@ impl CsvEncoder {
         }
         let single = self.cols.len() == 1;
         let delim = self.delimiter;
+        let quoting = self.quoting;
         for row in 0..batch.num_rows() {
             for (k, col) in self.cols.iter().enumerate() {
                 if k > 0 {
@@ -244,17 +247,26 @@ impl CsvEncoder {
                 }
                 let begin = if row == 0 { 0 } else { col.ends[row - 1] };
                 let field = &col.data[begin..col.ends[row]];
-                let quote = match self.quoting {
-                    Quoting::Minimal => col.may_quote && needs_quotes(field, delim),
-                    Quoting::All => true,
-                    Quoting::NonNumeric => !(col.numeric && col.array.as_ref().is_some_and(|a| a.is_valid(row))),
+                let quote = if field.is_empty() {
+                    // NULL is a bare empty field in every quoting mode and a non-null empty value
+                    // (empty string or binary) is `""`, so readers can tell them apart. In a
+                    // one-column file a bare empty field would be a blank line, which readers
+                    // skip, so NULL is `""` there too.
+                    single || col.nulls.as_ref().is_none_or(|n| n.is_valid(row))
+                } else {
+                    match quoting {
+                        Quoting::Minimal => col.may_quote && needs_quotes(field, delim),
+                        Quoting::All => true,
+                        // Only NULLs print empty, so a non-empty number is never NULL.
+                        Quoting::NonNumeric => !col.numeric,
+                    }
                 };
-                write_field(out, field, quote, single);
+                write_field(out, field, quote);
             }
             out.extend_from_slice(self.newline);
         }
         for col in &mut self.cols {
-            col.array = None;
+            col.nulls = None;
         }
         self.transcode(out, start, "a value")
     }
@@ -291,7 +303,7 @@ fn needs_quotes(field: &[u8], delim: u8) -> bool {
 }
 
 #[inline]
-fn write_field(out: &mut Vec<u8>, field: &[u8], quote: bool, single_column: bool) {
+fn write_field(out: &mut Vec<u8>, field: &[u8], quote: bool) {
     if quote {
         out.push(b'"');
         for &b in field {
@@ -301,9 +313,6 @@ fn write_field(out: &mut Vec<u8>, field: &[u8], quote: bool, single_column: bool
             out.push(b);
         }
         out.push(b'"');
-    } else if field.is_empty() && single_column {
-        // A lone empty field would be a blank line, which readers skip.
-        out.extend_from_slice(b"\"\"");
     } else {
         out.extend_from_slice(field);
     }
@@ -330,7 +339,7 @@ fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> 
     col.ends.reserve(array.len());
     col.may_quote = delim_in_plain;
     col.numeric = false;
-    col.array = Some(array.clone());
+    col.nulls = None;
     match array.data_type() {
         DataType::Null => col.ends.extend(std::iter::repeat_n(0, array.len())),
         DataType::Boolean => {
@@ -451,6 +460,7 @@ fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> 
         }
     }
     col.numeric = array.data_type().is_numeric();
-    col.array = Some(Arc::clone(array));
+    // Logical nulls: a `Null` column (no validity buffer) is all NULL.
+    col.nulls = array.logical_nulls();
     Ok(())
 }
