@@ -10,7 +10,7 @@ rows="${1:-7000000}"
 cargo build --release --locked --workspace --bins >/dev/null
 bin=target/release
 work="${BENCH_DIR:-$(mktemp -d)}"
-mkdir -p "$work"
+mkdir -p "$work/out"
 [ -f "$work/orders.csv" ] || "$bin/gen_orders_csv" "$rows" "$work/orders.csv"
 cat > "$work/copy.yaml" <<YAML
 oml_version: "0.1.0"
@@ -30,7 +30,7 @@ YAML
 measure() {
   local name=$1; shift
   sync
-  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" || { cat "$work/stderr.txt"; exit 1; }
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" || { cat "$work/stderr.txt" >&2; exit 1; }
   read -r secs rss < "$work/time.txt"
   echo "$name $secs $rss"
 }
