@@ -220,6 +220,7 @@ fn usage_errors_exit_2() {
     assert_eq!(project.run(&["run", "x.yaml", "--memory-budget", "lots"]).status.code(), Some(2));
     let missing = project.run(&["run", "missing.yaml"]);
     assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
+    assert_eq!(project.run(&["run", "--last-compile", "--param", "a=b"]).status.code(), Some(2));
     let no_compile = project.run(&["run", "--last-compile"]);
     assert_eq!(no_compile.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_compile.stderr).contains("osiris compile"));

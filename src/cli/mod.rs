@@ -97,7 +97,7 @@ struct RunArgs {
     /// Print a JSON result instead of text (no progress display).
     #[arg(long)]
     json: bool,
-    /// Print every event as it happens.
+    /// Print every event and metric as a JSON line on stderr as it happens (no progress display).
     #[arg(long, short = 'v')]
     verbose: bool,
 }

@@ -62,6 +62,13 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
 }
 
 fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Result<Compiled, CliError> {
+    let precompiled = args.file.as_deref().is_none_or(is_manifest);
+    if precompiled && (args.pipeline.profile.is_some() || !args.pipeline.params.is_empty()) {
+        return Err(CliError::usage(
+            "--profile and --param apply when a pipeline is compiled, not to an already compiled manifest",
+            "pass the OML file instead (`osiris run pipeline.yaml --param ...`) or recompile with `osiris compile`",
+        ));
+    }
     let manifest_path = match &args.file {
         None => compile::last_compile_manifest(&project.base_dir).map_err(|e| {
             CliError::usage(e.to_string(), "run `osiris compile FILE` first, or pass the pipeline file")
