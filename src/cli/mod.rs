@@ -219,12 +219,13 @@ pub fn main() -> ExitCode {
                 let value = err.json.unwrap_or_else(
                     || serde_json::json!({"status": "error", "message": err.message, "hint": err.hint}),
                 );
-                println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+                emit(
+                    &mut std::io::stdout(),
+                    &format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default()),
+                );
             } else {
-                eprintln!("error: {}", err.message);
-                if let Some(hint) = &err.hint {
-                    eprintln!("hint: {hint}");
-                }
+                let hint = err.hint.as_ref().map(|h| format!("hint: {h}\n")).unwrap_or_default();
+                emit(&mut std::io::stderr(), &format!("error: {}\n{hint}", err.message));
             }
             ExitCode::from(err.code)
         }
@@ -241,14 +242,19 @@ fn wants_json(command: &Command) -> bool {
     }
 }
 
+/// Writes to stdout or stderr, ignoring a closed pipe (`osiris ... | head` must not panic).
+pub fn emit(out: &mut dyn std::io::Write, text: &str) {
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
 fn print_outcome(outcome: Outcome) -> ExitCode {
     match outcome {
         Outcome::Text(text) => {
-            print!("{text}");
+            emit(&mut std::io::stdout(), &text);
             ExitCode::SUCCESS
         }
         Outcome::Json(value) => {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            emit(&mut std::io::stdout(), &format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default()));
             ExitCode::SUCCESS
         }
         Outcome::WithCode(inner, code) => {

@@ -145,7 +145,7 @@ fn execute(
         let interrupt = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: cancelling the run…");
+                super::emit(&mut std::io::stderr(), "\ninterrupted: cancelling the run…\n");
                 interrupt.cancel();
             }
         });
@@ -205,7 +205,7 @@ fn report(
             "session_id": result.run_id, "session_dir": session_dir, "steps": steps,
         });
         if !args.json {
-            print!("{}", summary(run, project, run_dir, &written, timing));
+            super::emit(&mut std::io::stdout(), &summary(run, project, run_dir, &written, timing));
         }
         return Err(CliError::run_failed(message, hint).with_json(json));
     }
@@ -266,7 +266,7 @@ struct VerboseSink;
 impl TelemetrySink for VerboseSink {
     fn record(&self, record: &Record) {
         if let Ok(line) = serde_json::to_string(record) {
-            eprintln!("{line}");
+            super::emit(&mut std::io::stderr(), &format!("{line}\n"));
         }
     }
 }
