@@ -175,12 +175,13 @@ impl DriverError {
 
 impl From<CacheError> for DriverError {
     fn from(err: CacheError) -> Self {
-        match err {
+        match &err {
             CacheError::Cancelled => DriverError::cancelled(),
+            CacheError::NoConsumers { .. } => DriverError::new("run.cancelled", err.to_string()),
             CacheError::UpstreamFailed { step_id } => {
                 DriverError::new("run.upstream_failed", format!("upstream step '{step_id}' failed"))
             }
-            other => DriverError::new("runtime.cache_error", other.to_string()).with_source(other),
+            _ => DriverError::new("runtime.cache_error", err.to_string()).with_source(err),
         }
     }
 }

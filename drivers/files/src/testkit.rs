@@ -41,7 +41,7 @@ pub async fn extract(
     base: &Path,
 ) -> Result<(SchemaRef, Vec<RecordBatch>, StepTelemetry), DriverError> {
     let driver = component.create(&config(cfg))?;
-    let out = StepOutput::new("s", Arc::new(MemoryBudget::new(64 << 20)), base);
+    let out = StepOutput::new("s", Arc::new(MemoryBudget::new(64 << 20)), base.join("s.arrows"));
     let tel = Telemetry::disabled().step("s");
     let cancel = CancellationToken::new();
     let mut reader = out.reader(cancel.clone(), tel.counters().clone());
@@ -77,7 +77,7 @@ pub async fn write(
     ok: bool,
 ) -> Result<StepTelemetry, DriverError> {
     let driver = component.create(&config(cfg))?;
-    let out = StepOutput::new("up", Arc::new(MemoryBudget::new(64 << 20)), base);
+    let out = StepOutput::new("up", Arc::new(MemoryBudget::new(64 << 20)), base.join("up.arrows"));
     let up_tel = Telemetry::disabled().step("up");
     let tel = Telemetry::disabled().step("s");
     let cancel = CancellationToken::new();

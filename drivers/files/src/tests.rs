@@ -670,7 +670,7 @@ async fn failure_mid_stream_removes_the_temporary_file() {
         let d = dir.path().to_path_buf();
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
         let driver = component.create(&config(json!({"path": "out/t.dat"}))).unwrap();
-        let out = StepOutput::new("up", Arc::new(MemoryBudget::new(1 << 20)), &d);
+        let out = StepOutput::new("up", Arc::new(MemoryBudget::new(1 << 20)), d.join("up.arrows"));
         let tel = Telemetry::disabled().step("s");
         let cancel = CancellationToken::new();
         let reader = out.reader(cancel.clone(), tel.counters().clone());
@@ -724,7 +724,7 @@ async fn streaming_csv_to_csv_through_the_cache() {
     let extractor =
         CsvExtractor::new().create(&config(json!({"path": "big.csv", "chunk_size": 1000, "infer_rows": 100}))).unwrap();
     let writer = CsvWriter::new().create(&config(json!({"path": "copy.csv"}))).unwrap();
-    let out = StepOutput::new("read", Arc::new(MemoryBudget::new(64 * 1024)), &d);
+    let out = StepOutput::new("read", Arc::new(MemoryBudget::new(64 * 1024)), d.join("read.arrows"));
     let cancel = CancellationToken::new();
     let read_tel = Telemetry::disabled().step("read");
     let write_tel = Telemetry::disabled().step("write");

@@ -7,15 +7,17 @@
 //! from there, so results are identical with and without spilling.
 //!
 //! Backpressure: a producer waits while its slowest consumer lags by more than the high-water
-//! mark. If that consumer makes no progress for [`STALL_TIMEOUT`] it is busy with another input
-//! (for example a join reading its other side first); waiting then could deadlock the DAG, so the
-//! producer goes on and its batches spill once the budget is used up.
+//! mark. A slow consumer is waited for however long it takes. A consumer that is itself waiting
+//! for *another* input (a join draining one side first) may never come back to this one; if it
+//! stays so for [`STALL_TIMEOUT`], waiting could deadlock the DAG, so the producer goes on and its
+//! batches spill once the budget is used up.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Cursor, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +52,8 @@ pub enum CacheError {
     SpillArrow { step_id: String, path: PathBuf, source: ArrowError },
     #[error("step '{step_id}' sent a batch whose columns ({found}) differ from its declared schema ({expected})")]
     SchemaMismatch { step_id: String, expected: String, found: String },
+    #[error("every step reading the output of '{step_id}' has stopped")]
+    NoConsumers { step_id: String },
 }
 
 enum Entry {
@@ -78,6 +82,8 @@ struct State {
     first: u64,
     /// Next read position of each consumer; `None` once the consumer is gone.
     cursors: Vec<Option<u64>>,
+    /// The live counters of each consumer's step (parallel to `cursors`).
+    consumers: Vec<Arc<StepCounters>>,
     /// Bytes of the entries still held (in memory or in the spill file).
     held_bytes: u64,
     done: Option<Done>,
@@ -90,6 +96,14 @@ impl State {
 
     fn slowest_cursor(&self) -> Option<u64> {
         self.cursors.iter().flatten().copied().min()
+    }
+
+    /// Whether a consumer at `cursor` is waiting for one of its other inputs.
+    fn lagging_consumer_blocked(&self, cursor: u64) -> bool {
+        self.cursors
+            .iter()
+            .zip(&self.consumers)
+            .any(|(c, counters)| *c == Some(cursor) && counters.waiting_for_input.load(Ordering::Relaxed) > 0)
     }
 
     /// Drops every entry that all live consumers have read.
@@ -152,17 +166,24 @@ pub struct StepOutput {
 
 impl StepOutput {
     /// An output without consumers yet (add them with [`StepOutput::reader`] before the producer
-    /// starts), spilling to `<spill_dir>/<step_id>.arrows`.
-    pub fn new(step_id: &str, budget: Arc<MemoryBudget>, spill_dir: &Path) -> Self {
+    /// starts), spilling to `spill_path` (which no other output may use).
+    pub fn new(step_id: &str, budget: Arc<MemoryBudget>, spill_path: PathBuf) -> Self {
         let high_water = (budget.limit() / 4).clamp(1, MAX_HIGH_WATER);
-        let state =
-            State { schema: None, entries: VecDeque::new(), first: 0, cursors: Vec::new(), held_bytes: 0, done: None };
+        let state = State {
+            schema: None,
+            entries: VecDeque::new(),
+            first: 0,
+            cursors: Vec::new(),
+            consumers: Vec::new(),
+            held_bytes: 0,
+            done: None,
+        };
         let shared = Shared {
             step_id: step_id.to_string(),
             state: Mutex::new(state),
             version: watch::channel(0).0,
             budget,
-            spill_path: spill_dir.join(format!("{}.arrows", sanitize_file_name(step_id))),
+            spill_path,
             high_water,
         };
         StepOutput { shared: Arc::new(shared) }
@@ -175,9 +196,10 @@ impl StepOutput {
             let mut state = self.shared.lock();
             let first = state.first;
             state.cursors.push(Some(first));
+            state.consumers.push(counters.clone());
             state.cursors.len() - 1
         };
-        InputReader { shared: self.shared.clone(), consumer, cancel, counters, spill_file: None }
+        InputReader { shared: self.shared.clone(), consumer, cancel, counters, spill_file: None, failed: false }
     }
 
     /// The producer's sink.
@@ -196,6 +218,17 @@ impl StepOutput {
     pub fn finish(&self, ok: bool) {
         self.shared.lock().done = Some(if ok { Done::Ok } else { Done::Failed });
         self.shared.bump();
+    }
+}
+
+impl Drop for StepOutput {
+    /// An output dropped without [`StepOutput::finish`] (its step panicked) fails, so its readers
+    /// stop instead of waiting forever.
+    fn drop(&mut self) {
+        let unfinished = self.shared.lock().done.is_none();
+        if unfinished {
+            self.finish(false);
+        }
     }
 }
 
@@ -237,10 +270,17 @@ impl OutputSink {
         }
         let rows = batch.num_rows() as u64;
         self.wait_for_consumers().await?;
-        if self.shared.lock().slowest_cursor().is_none() {
-            // Every consumer is gone (failed or cancelled): nothing will read this batch.
-            self.telemetry.counters().rows_out.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
+        {
+            let state = self.shared.lock();
+            if state.cursors.is_empty() {
+                // Nothing reads this output (a pipeline that only extracts): count and drop.
+                self.telemetry.counters().rows_out.fetch_add(rows, Ordering::Relaxed);
+                return Ok(());
+            }
+            if state.slowest_cursor().is_none() {
+                // Every consumer failed or was cancelled: producing more is wasted work.
+                return Err(CacheError::NoConsumers { step_id: self.shared.step_id.clone() });
+            }
         }
         let bytes = batch.get_array_memory_size() as u64;
         let entry =
@@ -250,7 +290,7 @@ impl OutputSink {
             state.held_bytes += entry.bytes();
             state.entries.push_back(entry);
         }
-        self.telemetry.counters().rows_out.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+        self.telemetry.counters().rows_out.fetch_add(rows, Ordering::Relaxed);
         self.shared.bump();
         Ok(())
     }
@@ -260,6 +300,8 @@ impl OutputSink {
         match &state.schema {
             None => {
                 state.schema = Some(batch.schema());
+                drop(state);
+                self.shared.bump();
                 Ok(())
             }
             Some(schema) if schema.fields() == batch.schema().fields() => Ok(()),
@@ -278,18 +320,25 @@ impl OutputSink {
             let slowest = {
                 let state = self.shared.lock();
                 match state.slowest_cursor() {
-                    Some(cursor) if state.held_bytes >= self.shared.high_water => cursor,
+                    Some(cursor) if state.held_bytes >= self.shared.high_water => {
+                        if self.stalled_at == Some(cursor) && state.lagging_consumer_blocked(cursor) {
+                            // Still blocked on its other input: keep going without waiting.
+                            return Ok(());
+                        }
+                        cursor
+                    }
                     _ => return Ok(()),
                 }
             };
-            if self.stalled_at == Some(slowest) {
-                return Ok(());
-            }
             self.stalled_at = None;
             tokio::select! {
                 _ = self.cancel.cancelled() => return Err(CacheError::Cancelled),
                 changed = tokio::time::timeout(STALL_TIMEOUT, changes.changed()) => {
-                    if changed.is_err() && self.shared.lock().slowest_cursor() == Some(slowest) {
+                    let state = self.shared.lock();
+                    if changed.is_err()
+                        && state.slowest_cursor() == Some(slowest)
+                        && state.lagging_consumer_blocked(slowest)
+                    {
                         self.stalled_at = Some(slowest);
                         return Ok(());
                     }
@@ -359,6 +408,8 @@ pub struct InputReader {
     cancel: CancellationToken,
     counters: Arc<StepCounters>,
     spill_file: Option<File>,
+    /// A stream built by [`InputReader::into_stream`] ends after its first error.
+    failed: bool,
 }
 
 impl InputReader {
@@ -430,20 +481,27 @@ impl InputReader {
     /// Turns the reader into a `Stream` of batches.
     pub fn into_stream(self) -> BoxStream<'static, Result<RecordBatch, CacheError>> {
         Box::pin(futures::stream::unfold(self, |mut reader| async move {
+            if reader.failed {
+                return None;
+            }
             match reader.next_batch().await {
                 Ok(Some(batch)) => Some((Ok(batch), reader)),
                 Ok(None) => None,
-                Err(e) => Some((Err(e), reader)),
+                Err(e) => {
+                    reader.failed = true;
+                    Some((Err(e), reader))
+                }
             }
         }))
     }
 
     fn count(&self, batch: RecordBatch) -> RecordBatch {
-        self.counters.rows_in.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.counters.rows_in.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         batch
     }
 
     async fn wait(&self, changes: &mut watch::Receiver<u64>) -> Result<(), CacheError> {
+        let _waiting = WaitingForInput::new(&self.counters);
         tokio::select! {
             _ = self.cancel.cancelled() => Err(CacheError::Cancelled),
             _ = changes.changed() => Ok(()),
@@ -480,10 +538,23 @@ impl Drop for InputReader {
     }
 }
 
-fn describe_fields(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+/// Counts a reader as waiting for its upstream for as long as it lives (also when the waiting
+/// future is dropped).
+struct WaitingForInput<'a>(&'a StepCounters);
+
+impl<'a> WaitingForInput<'a> {
+    fn new(counters: &'a StepCounters) -> Self {
+        counters.waiting_for_input.fetch_add(1, Ordering::Relaxed);
+        WaitingForInput(counters)
+    }
 }
 
-fn sanitize_file_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+impl Drop for WaitingForInput<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_for_input.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn describe_fields(schema: &Schema) -> String {
+    schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
 }

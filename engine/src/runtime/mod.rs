@@ -10,10 +10,12 @@ pub mod budget;
 pub mod cache;
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -144,7 +146,9 @@ impl Execution {
         let mut slots = Vec::new();
         for (i, step) in prepared.steps.iter().enumerate() {
             index.insert(step.id.clone(), i);
-            let output = step.mode.produces_output().then(|| StepOutput::new(&step.id, budget.clone(), &spill_dir));
+            // The index keeps spill files of ids that sanitize alike (`a.b`, `a_b`) apart.
+            let spill_path = spill_dir.join(format!("{i}-{}.arrows", sanitize_identifier(&step.id)));
+            let output = step.mode.produces_output().then(|| StepOutput::new(&step.id, budget.clone(), spill_path));
             slots.push(StepSlot {
                 step: step.clone(),
                 telemetry: env.telemetry.step(&step.id),
@@ -222,7 +226,10 @@ impl Execution {
             let mut wait_for = Vec::new();
             for need in &slot.step.needs {
                 let upstream = &self.slots[self.index[need]];
-                match &upstream.output {
+                // An extractor reads no rows: what it needs (often only the implicit "previous
+                // step") is an ordering, like a writer's, not a stream it would never drain.
+                let stream = upstream.output.as_ref().filter(|_| slot.step.mode != Mode::Extract);
+                match stream {
                     Some(output) => inputs.push(StepInput {
                         step_id: need.clone(),
                         table_name: table_name_for(need, &slot.step.needs),
@@ -239,7 +246,11 @@ impl Execution {
             let shared = shared.clone();
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
-                let result = run_step(&shared, &slot, inputs, wait_for).await;
+                // A panic anywhere in the step (not only in its driver) fails the step, never the run.
+                let result = AssertUnwindSafe(run_step(&shared, &slot, inputs, wait_for))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| StepResult::Failed(panic_error(&slot.step.component, panic)));
                 let _ = done_tx.send((i, slot, result));
             });
         }
@@ -452,18 +463,21 @@ async fn execute_driver(shared: &RunShared, slot: &StepSlot, io: StepIo) -> Resu
     // A panicking driver must fail its step, not the process.
     match tokio::spawn(driver.run(ctx, io)).await {
         Ok(result) => result,
-        Err(join) => {
-            let detail = join
-                .try_into_panic()
-                .ok()
-                .and_then(|p| {
-                    p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                })
-                .unwrap_or_else(|| "task aborted".to_string());
-            Err(DriverError::new("runtime.driver_panic", format!("driver '{}' panicked: {detail}", step.component))
-                .with_hint("this is a bug in the driver; please report it with the run's osiris.log"))
-        }
+        Err(join) => match join.try_into_panic() {
+            Ok(panic) => Err(panic_error(&step.component, panic)),
+            Err(_) => Err(DriverError::cancelled()),
+        },
     }
+}
+
+fn panic_error(component: &str, panic: Box<dyn std::any::Any + Send>) -> DriverError {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".to_string());
+    DriverError::new("runtime.driver_panic", format!("driver '{component}' panicked: {detail}"))
+        .with_hint("this is a bug in the driver; please report it with the run's osiris.log")
 }
 
 fn bind_connection(shared: &RunShared, slot: &StepSlot) -> Result<Option<BoundConnection>, DriverError> {

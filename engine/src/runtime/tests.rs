@@ -54,6 +54,9 @@ impl Driver for Generate {
             Field::new("id", DataType::Int64, false),
             Field::new("text", DataType::Utf8, true),
         ]));
+        if !io.inputs.is_empty() {
+            return Err(DriverError::new("test.unexpected_input", "an extractor was given input streams"));
+        }
         let mut output = io.take_output()?;
         output.set_schema(schema.clone());
         let mut start = 0;
@@ -77,6 +80,12 @@ struct CollectConfig {
     name: String,
     #[serde(default)]
     fail_after: Option<usize>,
+    /// Sleep this long after each batch (a slow writer).
+    #[serde(default)]
+    delay_ms: u64,
+    /// Panic after this many batches.
+    #[serde(default)]
+    panic_after: Option<usize>,
 }
 
 /// Reads its inputs one after the other, each completely (like a join building its sides).
@@ -93,6 +102,10 @@ impl Driver for Collect {
                 batches.push(batch);
                 if Some(batches.len()) == self.0.fail_after {
                     return Err(DriverError::new("write.io_error", "disk on fire").with_hint("call the fire brigade"));
+                }
+                assert!(Some(batches.len()) != self.0.panic_after, "collector {} gave up", self.0.name);
+                if self.0.delay_ms > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(self.0.delay_ms)).await;
                 }
             }
         }
@@ -298,7 +311,7 @@ async fn failed_branch_cancels_downstream_while_other_branch_completes() {
     assert_eq!(status("bad"), StepStatus::Failed);
     assert_eq!(status("after_bad"), StepStatus::Cancelled);
     assert_eq!(status("good"), StepStatus::Succeeded);
-    assert_eq!(status("gen_bad"), StepStatus::Succeeded, "the producer finishes once its only consumer is gone");
+    assert_eq!(status("gen_bad"), StepStatus::Cancelled, "a producer whose every consumer stopped is cancelled");
     let names = events(&records);
     assert!(names.contains(&"step_error".to_string()));
     assert!(names.contains(&"run_error".to_string()));
@@ -366,9 +379,112 @@ async fn tap_streams_a_steps_rows_to_the_caller() {
     let mut rows = 0;
     while let Some(batch) = tap.next_batch().await.unwrap() {
         rows += batch.num_rows();
-        assert!(batch.column(1).null_count() <= batch.num_rows());
+        assert_eq!(
+            batch.column(1).null_count(),
+            batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .values()
+                .iter()
+                .filter(|i| *i % 7 == 0)
+                .count()
+        );
     }
     assert_eq!(rows, 1_000);
     assert!(run.await.unwrap().succeeded());
     take("tap_w");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_holds_its_producer_back_instead_of_spilling() {
+    // Each batch takes the writer longer than the stall timeout: the producer must still wait
+    // (the writer is slow, not blocked on another input) and nothing may spill.
+    let (report, records) = run(
+        vec![
+            step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 1_200, "batch": 100})),
+            step("slow", "test.collect", Mode::Write, &["gen"], json!({"name": "slow", "delay_ms": 300})),
+        ],
+        16 << 10,
+    )
+    .await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(ids(&take("slow")), (0..1_200).collect::<Vec<_>>());
+    let names = events(&records);
+    assert!(!names.contains(&"cache_spill_start".to_string()), "a slow consumer must not make its producer spill");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extractor_that_needs_another_step_runs_after_it_without_reading_it() {
+    // Osiris pipelines chain steps implicitly: `second` needs `first` only for ordering.
+    let (report, records) = run(
+        vec![
+            step("first", "test.generate", Mode::Extract, &[], json!({"rows": 3_000, "batch": 100})),
+            step("second", "test.generate", Mode::Extract, &["first"], json!({"rows": 2_000, "batch": 100})),
+            step("w1", "test.collect", Mode::Write, &["first"], json!({"name": "order_w1"})),
+            step("w2", "test.collect", Mode::Write, &["second"], json!({"name": "order_w2"})),
+        ],
+        64 << 20,
+    )
+    .await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(ids(&take("order_w1")).len(), 3_000);
+    assert_eq!(ids(&take("order_w2")).len(), 2_000);
+    let position = |event: &str, step: &str| {
+        records
+            .iter()
+            .position(|r| {
+                matches!(&r.body, RecordBody::Event(e) if e.name() == event
+                    && serde_json::to_value(e).unwrap()["step_id"] == step)
+            })
+            .unwrap()
+    };
+    assert!(position("step_complete", "first") < position("step_start", "second"));
+    assert!(!events(&records).contains(&"cache_spill_start".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_that_sanitize_alike_spill_to_separate_files() {
+    let (report, _) = run(
+        vec![
+            step("a.b", "test.generate", Mode::Extract, &[], json!({"rows": 4_000, "batch": 100})),
+            step("a_b", "test.generate", Mode::Extract, &[], json!({"rows": 4_000, "batch": 100})),
+            step("w_dot", "test.collect", Mode::Write, &["a.b"], json!({"name": "dot"})),
+            step("w_under", "test.collect", Mode::Write, &["a_b"], json!({"name": "under"})),
+        ],
+        1024,
+    )
+    .await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(ids(&take("dot")), (0..4_000).collect::<Vec<_>>());
+    assert_eq!(ids(&take("under")), (0..4_000).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_driver_fails_its_step_and_the_run_still_ends() {
+    let (report, records) = run(
+        vec![
+            step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 10_000, "batch": 100})),
+            step("boom", "test.collect", Mode::Write, &["gen"], json!({"name": "boom", "panic_after": 2})),
+        ],
+        64 << 20,
+    )
+    .await;
+    let failure = report.failure.expect("the run fails");
+    assert_eq!((failure.step_id.as_str(), failure.code.as_str()), ("boom", "runtime.driver_panic"));
+    assert!(failure.message.contains("collector boom gave up"), "{}", failure.message);
+    assert_eq!(events(&records).last().unwrap(), "run_end");
+}
+
+#[tokio::test]
+async fn a_stream_ends_after_its_first_error() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let output = StepOutput::new("up", Arc::new(MemoryBudget::new(1 << 20)), dir.path().join("up.arrows"));
+    let stream = output.reader(CancellationToken::new(), Arc::default()).into_stream();
+    output.finish(false);
+    let items: Vec<_> = stream.collect().await;
+    assert_eq!(items.len(), 1);
+    assert!(matches!(items[0], Err(cache::CacheError::UpstreamFailed { .. })));
 }

@@ -77,6 +77,10 @@ pub struct StepCounters {
     pub rows_in: AtomicU64,
     /// Rows the step sent to its output (counted by the step cache).
     pub rows_out: AtomicU64,
+    /// How many of the step's input readers are waiting for their upstream right now. The step
+    /// cache uses it to tell a consumer that is blocked on another input (waiting for it could
+    /// deadlock the DAG) from one that is merely slow.
+    pub waiting_for_input: std::sync::atomic::AtomicU32,
 }
 
 impl StepCounters {
