@@ -116,7 +116,7 @@ impl PipelineRunBuilder {
     }
 
     /// Directory for artifacts and spill files (default: a new directory under the system
-    /// temporary directory).
+    /// temporary directory, removed when the run ends).
     pub fn run_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.run_dir = Some(dir.into());
         self
@@ -161,6 +161,7 @@ impl PipelineRunBuilder {
         } else {
             Arc::new(Layered { first: self.secrets, then: LayeredEnv::new(synthetic) })
         };
+        let temporary_run_dir = self.run_dir.is_none();
         let run_dir = self.run_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("osiris-{}", ids.run_id)));
         std::fs::create_dir_all(&run_dir).map_err(|source| EmbedError::RunDir { path: run_dir.clone(), source })?;
         let env = RunEnv {
@@ -172,7 +173,8 @@ impl PipelineRunBuilder {
             cancel: CancellationToken::new(),
         };
         let cancel = env.cancel.clone();
-        Ok(PipelineRun { compiled, execution: Execution::new(prepared, env)?, cancel })
+        let remove_after = temporary_run_dir.then(|| env.run_dir.clone());
+        Ok(PipelineRun { compiled, execution: Execution::new(prepared, env)?, cancel, remove_after })
     }
 }
 
@@ -181,6 +183,8 @@ pub struct PipelineRun {
     compiled: Compiled,
     execution: Execution,
     cancel: CancellationToken,
+    /// The run directory made up by the builder, removed after the run.
+    remove_after: Option<PathBuf>,
 }
 
 impl PipelineRun {
@@ -220,7 +224,11 @@ impl PipelineRun {
 
     /// Runs every step; failures are in the report, never a panic.
     pub async fn execute(self) -> RunReport {
-        self.execution.run().await
+        let report = self.execution.run().await;
+        if let Some(dir) = self.remove_after {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        report
     }
 }
 

@@ -114,12 +114,19 @@ fn create_run_dir(project: &Project, compiled: &Compiled, ids: &RunIds) -> Resul
 }
 
 /// The `path` of every writer, resolved against the working directory.
+/// The `path` of every writer, resolved as the file drivers resolve it: against the step's
+/// filesystem connection `base_dir` when it has one, else the working directory.
 fn output_paths(project: &Project, prepared: &PreparedRun) -> Vec<(String, PathBuf)> {
     prepared
         .steps
         .iter()
         .filter(|s| s.mode == Mode::Write)
-        .filter_map(|s| s.config.get("path").and_then(Value::as_str).map(|p| (s.id.clone(), project.cwd.join(p))))
+        .filter_map(|s| {
+            let path = s.config.get("path").and_then(Value::as_str)?;
+            let base = s.connection.as_ref().and_then(|c| c.fields.get("base_dir")).and_then(Value::as_str);
+            let base = base.map_or_else(|| project.cwd.clone(), |b| project.cwd.join(b));
+            Some((s.id.clone(), base.join(path)))
+        })
         .collect()
 }
 
@@ -142,17 +149,23 @@ fn execute(
         }));
     }
     let result = runtime.block_on(async move {
-        let interrupt = cancel.clone();
+        // Installed before any step starts, so an early Ctrl-C cancels cleanly too.
+        let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| CliError::run_failed(format!("cannot install the Ctrl-C handler: {e}"), None))?;
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                super::emit(&mut std::io::stderr(), "\ninterrupted: cancelling the run…\n");
-                interrupt.cancel();
+            if interrupts.recv().await.is_some() {
+                super::emit(&mut std::io::stderr(), "\ninterrupted: cancelling the run… (Ctrl-C again to abort)\n");
+                cancel.cancel();
+            }
+            if interrupts.recv().await.is_some() {
+                super::emit(&mut std::io::stderr(), "aborted\n");
+                std::process::exit(130);
             }
         });
-        LocalAdapter::new(registry).execute(prepared, ctx).await
+        LocalAdapter::new(registry).execute(prepared, ctx).await.map_err(|e| CliError::run_failed(e.to_string(), None))
     });
     drop(display.lock().unwrap_or_else(|p| p.into_inner()).take());
-    result.map_err(|e| CliError::run_failed(e.to_string(), None))
+    result
 }
 
 /// How long the command took, and whether the progress display was on screen.

@@ -75,7 +75,7 @@ pub enum Event {
     RunError { step_id: String, error_code: String, message: String },
     /// All steps have ended.
     CleanupComplete { steps_executed: usize, total_rows: u64 },
-    /// The run ends; `status` is `success` or `failed`.
+    /// The run ends; `status` is `success`, `failed` (a step failed) or `cancelled` (interrupted).
     RunEnd {
         status: String,
         duration_seconds: f64,

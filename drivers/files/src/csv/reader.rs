@@ -23,6 +23,10 @@ use std::io::{self, Read};
 
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
+/// Longest record accepted. Longer ones are almost always an unterminated quote that would
+/// otherwise pull the rest of the file into memory.
+pub(crate) const MAX_RECORD_BYTES: usize = 64 << 20;
+
 /// One CSV record: its bytes, and where each field lies in them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Record {
@@ -204,7 +208,17 @@ impl<R: Read> RecordReader<R> {
             self.pos = 0;
         }
         if self.filled == self.buf.len() {
-            let bigger = self.buf.len() * 2;
+            if self.buf.len() >= MAX_RECORD_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the record starting on line {} is longer than {} MiB; is a quote (\") left unclosed?",
+                        self.line,
+                        MAX_RECORD_BYTES >> 20
+                    ),
+                ));
+            }
+            let bigger = (self.buf.len() * 2).min(MAX_RECORD_BYTES);
             self.buf.resize(bigger, 0);
         }
         loop {
@@ -418,6 +432,25 @@ mod tests {
                 assert_eq!(got, want, "input {:?}", String::from_utf8_lossy(&input));
             }
         }
+    }
+
+    #[test]
+    fn an_unclosed_quote_stops_at_the_record_size_limit() {
+        /// `a,"` followed by endless text: the quote never closes.
+        struct Unclosed(bool);
+        impl Read for Unclosed {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let head: &[u8] = if self.0 { b"" } else { b"a,\"" };
+                self.0 = true;
+                buf[..head.len()].copy_from_slice(head);
+                buf[head.len()..].fill(b'x');
+                Ok(buf.len())
+            }
+        }
+        let mut reader = RecordReader::new(Unclosed(false), b',', None, 1 << 16);
+        let err = reader.read_record(&mut Record::default()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("line 1"), "{err}");
     }
 
     #[test]

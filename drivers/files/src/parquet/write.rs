@@ -111,12 +111,19 @@ impl Driver for ParquetWriterDriver {
             }
             let Some(batch) = input.reader.next_batch().await? else { break };
             let rows = batch.num_rows() as u64;
-            let p = path.clone();
+            // A row group is buffered in memory until it is flushed: cap it by bytes as well as
+            // rows, so wide rows stay within the run's memory budget.
+            let max_buffered = (ctx.memory_budget / 4).clamp(1 << 20, 128 << 20) as usize;
             writer = tokio::task::spawn_blocking(move || {
-                writer.write(&batch).map(|_| writer).map_err(|e| parquet_error(&p, e))
+                writer.write(&batch)?;
+                if writer.in_progress_size() >= max_buffered {
+                    writer.flush()?;
+                }
+                Ok::<_, parquet::errors::ParquetError>(writer)
             })
             .await
-            .map_err(|e| DriverError::new("write.internal_error", format!("writer thread failed: {e}")))??;
+            .map_err(|e| DriverError::new("write.internal_error", format!("writer thread failed: {e}")))?
+            .map_err(|e| parquet_error(&path, e))?;
             ctx.telemetry.add_rows_written(rows);
         }
         let p = path.clone();
