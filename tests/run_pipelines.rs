@@ -165,6 +165,8 @@ steps:
     assert!(stderr.contains("write-bad"), "the error names the failed step:\n{stderr}");
     assert!(stderr.contains("blocked/bad.csv"), "the error names the path:\n{stderr}");
     assert_eq!(project.read_text("out/good.csv"), sample_csv());
+    let out_files: Vec<_> = std::fs::read_dir(project.file("out")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(out_files, vec!["good.csv"], "no temporary files are left behind");
 
     let run_dir = project.only_run_dir();
     let status: serde_json::Value =
