@@ -175,7 +175,8 @@ impl fmt::Debug for ConnectionsFile {
 pub struct ResolvedConnection {
     /// Plain fields and secret placeholders.
     pub descriptor: ConnectionDescriptor,
-    /// `(OSIRIS_SECRET_<FAMILY>_<ALIAS>_<FIELD>, value)` pairs; put them into the environment of
+    /// `(OSIRIS_SECRET_<FAMILY>_<ALIAS>_<FIELD PATH>[_<n>], value)` pairs (the path's parts joined
+    /// with `_`, `_<n>` only when two paths map to one name); put them into the environment of
     /// the process that binds the connection. Never log or serialize them.
     pub synthetic_env: Vec<(String, String)>,
 }
