@@ -17,7 +17,17 @@ connections:
     literal:
       base_dir: data
       password: literal-secret-9876
+    tricky:
+      base_dir: ${DATA_DIR}
+      dsn: "mysql://app:${DSN_PW}@db.local/movies"
+      options:
+        timeout: 5
+        password: ${NESTED_PW}
+      api_token: "${TOKEN_HEAD}-literal-tail-5150"
 "#;
+
+/// Secret values of the `tricky` alias (in `.env` or the connections file).
+const TRICKY_SECRETS: &[&str] = &["Dsn-Pw-8812", "Nested-Pw-3141", "Mixed-Head-2718", "literal-tail-5150"];
 
 fn pipeline(connection: &str) -> String {
     format!(
@@ -94,6 +104,49 @@ fn secrets_from_env_and_literals_never_appear_in_anything_a_run_produces() {
 }
 
 #[test]
+fn nested_dsn_and_mixed_secrets_never_appear_in_anything_a_run_produces() {
+    let project = Project::new();
+    project.write("osiris_connections.yaml", CONNECTIONS);
+    project.write(
+        ".env",
+        "SECRET_TOKEN=unused\nDSN_PW=Dsn-Pw-8812\nNESTED_PW=Nested-Pw-3141\nTOKEN_HEAD=Mixed-Head-2718\n",
+    );
+    project.write("data/in.csv", sample_csv());
+    project.write("tricky.yaml", pipeline("@filesystem.tricky"));
+
+    let mut run = project.osiris(&["run", "tricky.yaml", "--json", "--verbose"]);
+    run.env("DATA_DIR", project.file("data"));
+    let output = run.output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(project.read_text("out/copy.csv"), sample_csv());
+    let result = stdout_json(&output);
+    let run_dir = Path::new(result["session_dir"].as_str().unwrap()).to_path_buf();
+    let cleaned: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("artifacts/extract/cleaned_config.json")).unwrap()).unwrap();
+    let connection = &cleaned["resolved_connection"];
+    assert_eq!(connection["options"]["password"], "***MASKED***", "{cleaned}");
+    assert_eq!(connection["options"]["timeout"], 5, "{cleaned}");
+    assert_eq!(connection["dsn"], "***MASKED***", "{cleaned}");
+    assert_eq!(connection["api_token"], "***MASKED***", "{cleaned}");
+    assert_eq!(connection["base_dir"], project.file("data").display().to_string());
+
+    // An unset variable inside a nested secret is named, with its path, before the run starts.
+    project.write(".env", "DSN_PW=Dsn-Pw-8812\nTOKEN_HEAD=Mixed-Head-2718\n");
+    let output_unset = project.osiris(&["run", "tricky.yaml"]).env("DATA_DIR", project.file("data")).output().unwrap();
+    assert_eq!(output_unset.status.code(), Some(2), "{}", describe(&output_unset));
+    assert!(String::from_utf8_lossy(&output_unset.stderr).contains("options.password"), "{}", describe(&output_unset));
+
+    for secret in TRICKY_SECRETS {
+        let hits = files_containing(project.path(), secret, &[".env", "osiris_connections.yaml"]);
+        assert!(hits.is_empty(), "secret {secret} found in {hits:?}");
+        for out in [&output, &output_unset] {
+            assert!(!String::from_utf8_lossy(&out.stdout).contains(secret), "{secret} in stdout");
+            assert!(!String::from_utf8_lossy(&out.stderr).contains(secret), "{secret} in stderr");
+        }
+    }
+}
+
+#[test]
 fn connections_list_masks_secrets_and_reports_env_vars() {
     let project = Project::new();
     project.write("osiris_connections.yaml", CONNECTIONS);
@@ -107,6 +160,13 @@ fn connections_list_masks_secrets_and_reports_env_vars() {
     assert_eq!(listing["connections"]["filesystem"]["literal"]["config"]["password"], "***MASKED***");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("literal-secret-9876"));
     assert!(!String::from_utf8_lossy(&output.stdout).contains("xyz-secret"));
+    // A secret that is not exactly one `${VAR}` is masked; one `${VAR}` is shown as written.
+    let tricky = &listing["connections"]["filesystem"]["tricky"]["config"];
+    assert_eq!(tricky["api_token"], "***MASKED***");
+    assert_eq!(tricky["dsn"], "***MASKED***");
+    assert_eq!(tricky["options"]["password"], "${NESTED_PW}");
+    assert_eq!(tricky["options"]["timeout"], 5);
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("literal-tail-5150"));
 }
 
 #[test]

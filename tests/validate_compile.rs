@@ -225,3 +225,37 @@ fn usage_errors_exit_2() {
     assert_eq!(no_compile.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_compile.stderr).contains("osiris compile"));
 }
+
+#[test]
+fn placeholders_in_ids_and_needs_are_rejected_so_params_cannot_shape_paths() {
+    let oml = VALID.replace("id: write", "id: \"${params.out}\"").replace(
+        "config: {path: \"${params.out}\"}",
+        "needs: [\"${params.out}\"]\n    config: {path: \"${params.out}\"}",
+    );
+    let (code, errors, _) = validate(&oml);
+    assert_eq!(code, Some(1), "{errors:?}");
+    let codes: Vec<&str> = errors.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(codes, vec!["placeholder_not_allowed", "placeholder_not_allowed"], "{errors:?}");
+    let project = Project::new();
+    project.write("p.yaml", &oml);
+    let output = project.run(&["compile", "p.yaml", "--param", "out=../../escape"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("placeholder_not_allowed"), "{}", describe(&output));
+    assert!(!project.path().join("build").exists(), "nothing is written");
+}
+
+#[test]
+fn a_profile_that_is_not_a_plain_name_is_a_compile_error_with_exit_2() {
+    let project = Project::new();
+    project.write("p.yaml", VALID);
+    for bad in ["../../outside", "a/b", ".hidden"] {
+        let output = project.run(&["compile", "p.yaml", "--profile", bad]);
+        assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("invalid profile name"), "{}", describe(&output));
+    }
+    assert!(!project.path().join("build").exists(), "nothing is written");
+    let run = project.run(&["run", "p.yaml", "--profile", "../x"]);
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    assert!(project.run_dirs().is_empty());
+    assert!(project.run(&["compile", "p.yaml", "--profile", "prod"]).status.success());
+}

@@ -92,12 +92,26 @@ pub fn prepare(
                 let resolved = connections.resolve(&family, alias.as_deref(), &secrets, env).map_err(|source| {
                     PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
                 })?;
-                for pair in resolved.synthetic_env {
-                    if !secret_env.iter().any(|(k, _)| *k == pair.0) {
-                        secret_env.push(pair);
+                let mut descriptor = resolved.descriptor;
+                for (name, value) in resolved.synthetic_env {
+                    match secret_env.iter().find(|(k, _)| *k == name) {
+                        None => secret_env.push((name, value)),
+                        Some((_, same)) if *same == value => {}
+                        // Another connection's secret has the same synthetic name (`a_b`.`c` and
+                        // `a`.`b_c`): give this one a fresh name instead of sharing the other's value.
+                        Some(_) => {
+                            let fresh = (2..)
+                                .map(|n| format!("{name}_{n}"))
+                                .find(|n| !secret_env.iter().any(|(k, _)| k == n))
+                                .unwrap_or_default();
+                            for var in descriptor.secrets.values_mut().filter(|v| **v == name) {
+                                var.clone_from(&fresh);
+                            }
+                            secret_env.push((fresh, value));
+                        }
                     }
                 }
-                Some(resolved.descriptor)
+                Some(descriptor)
             }
         };
         let mut config = cfg.clone();
@@ -195,12 +209,12 @@ steps:
         let explicit = &prepared.steps[0];
         let c = explicit.connection.as_ref().unwrap();
         assert_eq!((c.alias.as_str(), c.fields["host"].as_str()), ("main", Some("db.local")));
-        assert_eq!(c.secrets["password"], "DB_PASSWORD");
+        assert_eq!(c.secrets["/password"], "DB_PASSWORD");
         assert!(!explicit.config.contains_key("connection") && !explicit.config.contains_key("component"));
         assert_eq!(explicit.config["port"], 3306);
         let by_default = prepared.steps[1].connection.as_ref().unwrap();
         assert_eq!(by_default.alias, "fallback");
-        assert_eq!(by_default.secrets["password"], "OSIRIS_SECRET_DB_FALLBACK_PASSWORD");
+        assert_eq!(by_default.secrets["/password"], "OSIRIS_SECRET_DB_FALLBACK_PASSWORD");
         assert_eq!(
             secret_env,
             vec![("OSIRIS_SECRET_DB_FALLBACK_PASSWORD".to_string(), "literal-secret-123".to_string())]
@@ -214,6 +228,38 @@ steps:
         // The PreparedRun round-trips through JSON.
         let back: PreparedRun = serde_json::from_str(&json).unwrap();
         assert_eq!(back, prepared);
+    }
+
+    #[test]
+    fn colliding_synthetic_names_do_not_share_a_value() {
+        let reg = registry();
+        let oml =
+            OML.replace("config: {query: \"SELECT 2\"}", "config: {connection: \"@db.a_b\", query: \"SELECT 2\"}");
+        let oml = oml.replace("@db.main", "@db.a");
+        let conns = "connections:\n  db:\n    a:\n      b_password: first-1\n    a_b:\n      password: second-2\n";
+        let compiled = Compiler::new(&reg).compile(Path::new("prep.yaml"), &oml).unwrap();
+        let conns = ConnectionsFile::parse(conns, None).unwrap();
+        let (prepared, secret_env) = prepare(&compiled, &conns, &reg, &env(), run(), RunLimits::default()).unwrap();
+        let env: BTreeMap<String, String> = secret_env.into_iter().collect();
+        let first = prepared.steps[0].connection.as_ref().unwrap().bind(&env).unwrap();
+        let second = prepared.steps[1].connection.as_ref().unwrap().bind(&env).unwrap();
+        assert_eq!(first.get_string("b_password").as_deref(), Some("first-1"));
+        assert_eq!(second.get_string("password").as_deref(), Some("second-2"));
+    }
+
+    #[test]
+    fn nested_and_dsn_secrets_stay_out_of_the_prepared_run() {
+        let reg = registry();
+        let compiled = Compiler::new(&reg).compile(Path::new("prep.yaml"), OML).unwrap();
+        let conns = "connections:\n  db:\n    main:\n      host: h\n      dsn: \"mysql://u:${DB_PASSWORD}@h/db\"\n      options: {password: nested-literal-7}\n    fallback: {default: true, host: f}\n";
+        let conns = ConnectionsFile::parse(conns, None).unwrap();
+        let (prepared, _) = prepare(&compiled, &conns, &reg, &env(), run(), RunLimits::default()).unwrap();
+        let json = serde_json::to_string(&prepared).unwrap();
+        for secret in ["env-secret-456", "nested-literal-7"] {
+            assert!(!json.contains(secret), "{secret} in {json}");
+        }
+        let c = prepared.steps[0].connection.as_ref().unwrap();
+        assert!(c.secrets.contains_key("/dsn") && c.secrets.contains_key("/options/password"), "{c:?}");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::connections::secret_names::is_config_secret_key;
 use crate::manifest::{Fingerprints, Manifest, ManifestMeta, ManifestPipeline, ManifestStep, Toolchain};
 use crate::pipeline::params::{ParamsError, effective_params, has_placeholder, substitute_params};
-use crate::pipeline::validate::{Diagnostic, Severity, validate, yaml_error_diagnostic};
+use crate::pipeline::validate::{Diagnostic, Severity, is_safe_step_id, validate, yaml_error_diagnostic};
 use crate::pipeline::{Pipeline, slugify};
 use crate::registry::Registry;
 use crate::spec::{FieldType, Mode};
@@ -72,6 +72,14 @@ pub enum CompileError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The profile name cannot be used in a path.
+    #[error(
+        "invalid profile name '{profile}': a profile is part of the build and run-log paths, so it must match ^[A-Za-z0-9][A-Za-z0-9_-]*$ (letters, digits, '_' and '-')"
+    )]
+    InvalidProfile {
+        /// The rejected name.
+        profile: String,
+    },
     /// A compiled build directory could not be read back.
     #[error("cannot load compiled pipeline {path}: {message}")]
     Load {
@@ -80,6 +88,16 @@ pub enum CompileError {
         /// What is wrong and what to do.
         message: String,
     },
+}
+
+/// Whether `name` can be a profile: `^[A-Za-z0-9][A-Za-z0-9_-]*$` (it becomes a path segment).
+pub fn is_valid_profile(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn check_profile(profile: &str) -> Result<(), CompileError> {
+    if is_valid_profile(profile) { Ok(()) } else { Err(CompileError::InvalidProfile { profile: profile.to_string() }) }
 }
 
 fn render_diagnostics(file: &str, diagnostics: &[Diagnostic]) -> String {
@@ -270,6 +288,7 @@ impl<'r> Compiler<'r> {
 
     /// Compiles pipeline `text`, read from `source_path` (used for messages and the slug).
     pub fn compile(&self, source_path: &Path, text: &str) -> Result<Compiled, CompileError> {
+        check_profile(&self.profile)?;
         let file = source_path.display().to_string();
         let fail = |diagnostics: Vec<Diagnostic>| CompileError::Validation { file: file.clone(), diagnostics };
         let doc = parse_located(text).map_err(|e| fail(vec![yaml_error_diagnostic(&e, Some(&file))]))?;
@@ -289,6 +308,27 @@ impl<'r> Compiler<'r> {
         }
 
         let mut errors = Vec::new();
+        // Validation ran before `${params.*}` substitution and forbids placeholders in ids and
+        // `needs`; check the ids that name files again after it, whatever produced them.
+        let mut seen_ids = std::collections::BTreeSet::new();
+        for step in &pipeline.steps {
+            let path = [PathSeg::key("steps"), PathSeg::Index(step.index), PathSeg::key("id")];
+            let (code, message) = if !is_safe_step_id(&step.id) {
+                ("invalid_id", format!("step id '{}' cannot be used as a file name", step.id))
+            } else if !seen_ids.insert(step.id.as_str()) {
+                ("duplicate_id", format!("duplicate step id '{}'", step.id))
+            } else {
+                continue;
+            };
+            errors.push(
+                Diagnostic::new(Severity::Error, code, &path_to_string(&path), message)
+                    .with_hint("write step ids literally, with letters, digits, '-' and '_', each once")
+                    .at(Some(&file), doc.nearest_location(&path)),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(fail(errors));
+        }
         let mut steps = Vec::with_capacity(pipeline.steps.len());
         let mut manifest_steps = Vec::with_capacity(pipeline.steps.len());
         for step in &pipeline.steps {
@@ -517,6 +557,7 @@ fn write_file(path: &Path, contents: &str) -> Result<(), CompileError> {
 
 /// Writes the build directory and pointers under `base_dir/<build_dir>`.
 pub fn write_with_build_dir(compiled: &Compiled, base_dir: &Path, build_dir: &str) -> Result<BuildPaths, CompileError> {
+    check_profile(&compiled.profile)?;
     let dir = base_dir.join(compiled.build_subdir(build_dir));
     write_file(&dir.join("manifest.yaml"), &compiled.manifest_yaml())?;
     write_file(&dir.join("plan.json"), &compiled.plan_json())?;
@@ -582,6 +623,28 @@ pub fn load_compiled(manifest_path: &Path) -> Result<Compiled, CompileError> {
             "the manifest does not match its manifest_hash (was it edited?); compile the pipeline again".into(),
         ));
     }
+    // The hash is no signature: whatever names a path must be checked like a fresh compile does.
+    if !is_valid_profile(&manifest.meta.profile) {
+        return Err(load_err(
+            manifest_path,
+            format!("invalid profile name '{}' in the manifest; compile the pipeline again", manifest.meta.profile),
+        ));
+    }
+    let mut seen_ids = std::collections::BTreeSet::new();
+    for step in &manifest.steps {
+        if !is_safe_step_id(&step.id) {
+            return Err(load_err(
+                manifest_path,
+                format!("step id '{}' cannot be used as a file name; compile the pipeline again", step.id),
+            ));
+        }
+        if !seen_ids.insert(step.id.as_str()) {
+            return Err(load_err(
+                manifest_path,
+                format!("duplicate step id '{}' in the manifest; compile the pipeline again", step.id),
+            ));
+        }
+    }
     let dir = manifest_path.parent().unwrap_or(Path::new("."));
     let mut steps = Vec::with_capacity(manifest.steps.len());
     for step in &manifest.steps {
@@ -608,6 +671,12 @@ pub fn load_compiled(manifest_path: &Path) -> Result<Compiled, CompileError> {
         .map(str::to_string)
         .or_else(|| dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| slugify(&manifest.pipeline.id));
+    if !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(load_err(
+            &dir.join("run_summary.json"),
+            format!("invalid pipeline_slug '{slug}'; compile the pipeline again"),
+        ));
+    }
     Ok(Compiled {
         profile: manifest.meta.profile.clone(),
         compiled_at: summary
@@ -843,5 +912,73 @@ steps:
         let edited = text.replace("id: write-a", "id: write-x");
         std::fs::write(&paths.manifest_path, edited).unwrap();
         assert!(matches!(load_compiled(&paths.manifest_path), Err(CompileError::Load { .. })));
+    }
+
+    #[test]
+    fn profile_names_that_are_not_a_plain_segment_are_rejected() {
+        let reg = registry();
+        for bad in ["../x", "a/b", "", ".", "-x", "a b", "a\\b", "prod.1"] {
+            let err = compile_with(Compiler::new(&reg).profile(bad), OML).unwrap_err();
+            assert!(matches!(err, CompileError::InvalidProfile { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("^[A-Za-z0-9][A-Za-z0-9_-]*$"), "{err}");
+        }
+        for good in ["dev", "Prod_2", "9-x"] {
+            assert!(is_valid_profile(good), "{good}");
+        }
+        // Writing checks again (fields of Compiled are public).
+        let mut compiled = compile_with(Compiler::new(&reg), OML).unwrap();
+        compiled.profile = "../../escape".into();
+        let base = tempfile::tempdir().unwrap();
+        assert!(matches!(write(&compiled, base.path()), Err(CompileError::InvalidProfile { .. })));
+        assert!(!base.path().join("build").exists());
+    }
+
+    #[test]
+    fn params_cannot_reach_step_ids_or_needs() {
+        let reg = registry();
+        let text = OML.replace("id: write-a", "id: \"${params.since}\"");
+        let err = compile_with(Compiler::new(&reg).param("since", "../../evil"), &text).unwrap_err();
+        assert_eq!(err.diagnostics()[0].code, "placeholder_not_allowed", "{err}");
+        let text = OML.replace("needs: [extract]", "needs: [\"${params.since}\"]");
+        let err = compile_with(Compiler::new(&reg).param("since", "extract"), &text).unwrap_err();
+        assert_eq!(err.diagnostics()[0].code, "placeholder_not_allowed", "{err}");
+    }
+
+    /// Rewrites a build's manifest with `edit` applied and a matching hash (a forged manifest).
+    fn forge(paths: &BuildPaths, compiled: &Compiled, edit: impl FnOnce(&mut Compiled)) {
+        let mut forged = compiled.clone();
+        edit(&mut forged);
+        let (fp, hash) = manifest_hashes(&forged.manifest);
+        forged.manifest.pipeline.fingerprints.manifest_fp = fp;
+        forged.manifest.meta.manifest_hash = hash;
+        std::fs::write(&paths.manifest_path, forged.manifest_yaml()).unwrap();
+    }
+
+    #[test]
+    fn a_forged_manifest_cannot_name_paths_outside_the_run() {
+        let reg = registry();
+        let compiled = compile_with(Compiler::new(&reg), OML).unwrap();
+        let base = tempfile::tempdir().unwrap();
+        let paths = write(&compiled, base.path()).unwrap();
+        // A forged manifest with a consistent hash is otherwise accepted.
+        forge(&paths, &compiled, |_| {});
+        assert!(load_compiled(&paths.manifest_path).is_ok());
+        for bad in ["../../evil", "..", ".", "", "a\\b", "a/b"] {
+            forge(&paths, &compiled, |c| c.manifest.steps[1].id = bad.to_string());
+            let err = load_compiled(&paths.manifest_path).unwrap_err();
+            assert!(err.to_string().contains("cannot be used as a file name"), "{bad}: {err}");
+        }
+        forge(&paths, &compiled, |c| c.manifest.steps[1].id = "extract".into());
+        let err = load_compiled(&paths.manifest_path).unwrap_err();
+        assert!(err.to_string().contains("duplicate step id 'extract'"), "{err}");
+        forge(&paths, &compiled, |c| c.manifest.meta.profile = "../up".into());
+        let err = load_compiled(&paths.manifest_path).unwrap_err();
+        assert!(err.to_string().contains("invalid profile name '../up'"), "{err}");
+        forge(&paths, &compiled, |_| {});
+        let summary = paths.build_dir.join("run_summary.json");
+        let text = std::fs::read_to_string(&summary).unwrap().replace("\"demo-pipeline\"", "\"../../x\"");
+        std::fs::write(&summary, text).unwrap();
+        let err = load_compiled(&paths.manifest_path).unwrap_err();
+        assert!(err.to_string().contains("invalid pipeline_slug '../../x'"), "{err}");
     }
 }

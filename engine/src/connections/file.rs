@@ -12,17 +12,18 @@
 //!     [("DB_HOST".into(), "db.local".into()), ("DB_PASSWORD".into(), "s3cret".into())].into();
 //! let resolved = file.resolve("mysql", None, &[], &env).unwrap();
 //! assert_eq!(resolved.descriptor.fields["host"], "db.local");
-//! assert_eq!(resolved.descriptor.secrets["password"], "DB_PASSWORD"); // a name, not the value
+//! // A JSON pointer to the field → the variable's name, not its value.
+//! assert_eq!(resolved.descriptor.secrets["/password"], "DB_PASSWORD");
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::secret_names::is_connection_secret_field;
-use super::{ConnectionDescriptor, ConnectionError, SecretSource};
+use super::secret_names::is_connection_secret;
+use super::{ConnectionDescriptor, ConnectionError, SecretSource, display_path, json_pointer, mask_fields};
 use crate::MASK;
 use crate::yaml::{PathSeg, parse_located};
 
@@ -174,7 +175,8 @@ impl fmt::Debug for ConnectionsFile {
 pub struct ResolvedConnection {
     /// Plain fields and secret placeholders.
     pub descriptor: ConnectionDescriptor,
-    /// `(OSIRIS_SECRET_<FAMILY>_<ALIAS>_<FIELD>, value)` pairs; put them into the environment of
+    /// `(OSIRIS_SECRET_<FAMILY>_<ALIAS>_<FIELD PATH>[_<n>], value)` pairs (the path's parts joined
+    /// with `_`, `_<n>` only when two paths map to one name); put them into the environment of
     /// the process that binds the connection. Never log or serialize them.
     pub synthetic_env: Vec<(String, String)>,
 }
@@ -371,10 +373,16 @@ impl ConnectionsFile {
     }
 
     /// Resolves `family` / `alias` (or the default alias; `@family.alias` accepted as alias).
-    /// Non-secret `${VAR}` are substituted; a secret written as `${VAR}` becomes a placeholder
-    /// naming `VAR` (which must be set, its value is not read into the descriptor); a secret
-    /// written literally is moved to a synthetic variable returned in `synthetic_env`.
-    /// `spec_secrets` adds component-specific secret field names to Osiris's masking list.
+    ///
+    /// Which entries are secret — at any depth — is decided by
+    /// [`is_connection_secret`](super::secret_names::is_connection_secret) (`spec_secrets` adds
+    /// component-specific secret names), plus every string that uses a variable a secret uses.
+    /// Non-secret `${VAR}` are substituted into `fields`. A secret written as exactly `${VAR}`
+    /// becomes an entry naming `VAR` (which must be set; its value is not read into the
+    /// descriptor). Any other secret (a literal, or `${VAR}` mixed with text) is composed here, in
+    /// process, and moved to a synthetic variable returned in `synthetic_env`. Placeholders are
+    /// looked for in the file's text only, never in substituted values, so an error names only a
+    /// variable written in the file.
     pub fn resolve(
         &self,
         family: &str,
@@ -383,77 +391,53 @@ impl ConnectionsFile {
         env: &dyn SecretSource,
     ) -> Result<ResolvedConnection, ConnectionFileError> {
         let chosen = self.select(family, alias)?;
-        let mut fields = Map::new();
-        let mut secrets = BTreeMap::new();
-        let mut synthetic_env = Vec::new();
-        let not_set = |var: &str, field: &str| ConnectionFileError::EnvNotSet {
-            var: var.to_string(),
-            field: field.to_string(),
-            family: family.to_string(),
-            alias: chosen.name.clone(),
+        let raw = chosen.raw_fields();
+        let secret = secret_pointers(&raw, spec_secrets, env);
+        let mut resolver = Resolver {
+            family,
+            alias: &chosen.name,
+            env,
+            secret: &secret,
+            secrets: BTreeMap::new(),
+            synthetic_env: Vec::new(),
         };
-        for (field, value) in &chosen.fields {
-            if field == "default" {
-                continue;
-            }
-            let secret = is_connection_secret_field(field, spec_secrets.iter().copied());
-            if secret {
-                let literal = match value {
-                    Value::Null => continue,
-                    Value::String(s) => {
-                        if let Some(var) = whole_var(s) {
-                            if env.get(var).is_none() {
-                                return Err(not_set(var, field));
-                            }
-                            secrets.insert(field.clone(), var.to_string());
-                            continue;
-                        }
-                        let substituted = substitute_env(s, env);
-                        if let Some(var) = vars_in(&substituted).first() {
-                            return Err(not_set(var, field));
-                        }
-                        substituted
-                    }
-                    Value::Number(_) | Value::Bool(_) => value.to_string(),
-                    other => crate::compile::canonical::canonical_json(other),
-                };
-                let name = synthetic_secret_var(family, &chosen.name, field);
-                synthetic_env.push((name.clone(), literal));
-                secrets.insert(field.clone(), name);
-            } else {
-                fields.insert(field.clone(), substitute_value(value, env, &mut |var| not_set(var, field))?);
-            }
-        }
+        let mut tokens = Vec::new();
+        let fields = resolver.object(&raw, &mut tokens)?;
         Ok(ResolvedConnection {
             descriptor: ConnectionDescriptor {
                 family: family.to_string(),
                 alias: chosen.name.clone(),
                 fields,
-                secrets,
+                secrets: resolver.secrets,
             },
-            synthetic_env,
+            synthetic_env: resolver.synthetic_env,
         })
     }
 
     /// The masked listing of `osiris connections list --json`:
     /// `{connections: {family: {alias: {config, env_vars: {VAR: set?}, is_default}}}}`.
-    /// Secret values are `***MASKED***`; `${VAR}` references are shown as written.
+    /// Secret entries (the same rule as [`resolve`](Self::resolve), at any depth) are
+    /// `***MASKED***` unless written as exactly one `${VAR}`, which is shown as written.
     /// `spec_secrets(family)` returns component-specific secret names of the family.
     pub fn list_masked(&self, spec_secrets: &dyn Fn(&str) -> Vec<String>, env: &dyn SecretSource) -> Value {
         let mut out = Map::new();
         for (family, aliases) in &self.families {
             let extra = spec_secrets(family);
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
             let default = self.default_alias(family);
             let mut fam = Map::new();
             for alias in aliases {
-                let mut config = Map::new();
                 let mut env_vars = Map::new();
-                for (k, v) in &alias.fields {
+                for (_, v) in &alias.fields {
                     collect_vars(v, &mut |var| {
                         env_vars.insert(var.to_string(), Value::Bool(env.get(var).is_some()));
                     });
-                    config.insert(k.clone(), mask_value(k, v, &extra));
                 }
+                let all: Map<String, Value> = alias.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let secret = secret_pointers(&alias.raw_fields(), &extra, env);
+                let config = mask_fields(&all, &mut |pointer, raw| {
+                    secret.contains(pointer) && raw.as_str().and_then(whole_var).is_none()
+                });
                 fam.insert(
                     alias.name.clone(),
                     json!({"config": config, "env_vars": env_vars, "is_default": default == Some(alias.name.as_str())}),
@@ -465,29 +449,184 @@ impl ConnectionsFile {
     }
 }
 
-fn substitute_value(
-    v: &Value,
-    env: &dyn SecretSource,
-    not_set: &mut dyn FnMut(&str) -> ConnectionFileError,
-) -> Result<Value, ConnectionFileError> {
-    Ok(match v {
-        Value::String(s) => {
-            let out = substitute_env(s, env);
-            if let Some(var) = vars_in(&out).first() {
-                return Err(not_set(var));
+impl Alias {
+    /// The fields that resolution uses (all but `default`).
+    fn raw_fields(&self) -> Map<String, Value> {
+        self.fields.iter().filter(|(k, _)| k != "default").map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// The JSON pointers of the secret entries of `fields` (a secret entry's children are not listed):
+/// entries secret by [`is_connection_secret`], then, until nothing changes, every string entry
+/// that uses a `${VAR}` also used inside a secret entry (so `note: "${DB_PASSWORD}"` next to
+/// `password: ${DB_PASSWORD}` is secret too).
+fn secret_pointers(fields: &Map<String, Value>, spec_secrets: &[&str], env: &dyn SecretSource) -> BTreeSet<String> {
+    struct Walk<'v, 'a> {
+        spec_secrets: &'a [&'a str],
+        env: &'a dyn SecretSource,
+        secret: BTreeSet<String>,
+        secret_vars: BTreeSet<String>,
+        /// Non-secret strings: (pointer, raw text).
+        strings: Vec<(String, &'v str)>,
+    }
+    impl<'v> Walk<'v, '_> {
+        fn walk(&mut self, key: Option<&str>, v: &'v Value, pointer: String) {
+            let resolved = v.as_str().map(|s| substitute_env(s, self.env));
+            if is_connection_secret(key, v, resolved.as_deref(), self.spec_secrets.iter().copied()) {
+                collect_vars(v, &mut |var| {
+                    self.secret_vars.insert(var.to_string());
+                });
+                self.secret.insert(pointer);
+                return;
             }
-            Value::String(out)
+            match v {
+                Value::Object(m) => {
+                    for (k, c) in m {
+                        self.walk(Some(k), c, format!("{pointer}{}", json_pointer(&[k])));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, c) in items.iter().enumerate() {
+                        self.walk(None, c, format!("{pointer}/{i}"));
+                    }
+                }
+                Value::String(s) => self.strings.push((pointer, s)),
+                _ => {}
+            }
         }
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|i| substitute_value(i, env, not_set)).collect::<Result<_, _>>()?)
+    }
+    let mut w = Walk { spec_secrets, env, secret: BTreeSet::new(), secret_vars: BTreeSet::new(), strings: Vec::new() };
+    for (k, v) in fields {
+        w.walk(Some(k), v, json_pointer(&[k]));
+    }
+    let Walk { mut secret, mut secret_vars, mut strings, .. } = w;
+    loop {
+        let (tainted, clean): (Vec<_>, Vec<_>) =
+            strings.into_iter().partition(|(_, s)| vars_in(s).iter().any(|v| secret_vars.contains(v)));
+        strings = clean;
+        if tainted.is_empty() {
+            return secret;
         }
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, i)| Ok((k.clone(), substitute_value(i, env, not_set)?)))
-                .collect::<Result<_, ConnectionFileError>>()?,
-        ),
-        other => other.clone(),
-    })
+        for (pointer, s) in tainted {
+            secret_vars.extend(vars_in(s));
+            secret.insert(pointer);
+        }
+    }
+}
+
+/// Builds a descriptor's `fields` and `secrets` from an alias's raw fields.
+struct Resolver<'a> {
+    family: &'a str,
+    alias: &'a str,
+    env: &'a dyn SecretSource,
+    secret: &'a BTreeSet<String>,
+    secrets: BTreeMap<String, String>,
+    synthetic_env: Vec<(String, String)>,
+}
+
+impl Resolver<'_> {
+    fn not_set(&self, var: &str, tokens: &[String]) -> ConnectionFileError {
+        ConnectionFileError::EnvNotSet {
+            var: var.to_string(),
+            field: display_path(tokens),
+            family: self.family.to_string(),
+            alias: self.alias.to_string(),
+        }
+    }
+
+    /// `s` with `${VAR}` substituted; every placeholder written in `s` must be set. The check
+    /// runs on `s` only, so a value containing `${...}` is never scanned.
+    fn substitute(&self, s: &str, tokens: &[String]) -> Result<String, ConnectionFileError> {
+        if let Some(var) = vars_in(s).into_iter().find(|var| self.env.get(var).is_none()) {
+            return Err(self.not_set(&var, tokens));
+        }
+        Ok(substitute_env(s, self.env))
+    }
+
+    /// `v` with `${VAR}` substituted in every string (no secret entries inside).
+    fn substitute_all(&self, v: &Value, tokens: &[String]) -> Result<Value, ConnectionFileError> {
+        Ok(match v {
+            Value::String(s) => Value::String(self.substitute(s, tokens)?),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|i| self.substitute_all(i, tokens)).collect::<Result<_, _>>()?)
+            }
+            Value::Object(m) => Value::Object(
+                m.iter().map(|(k, i)| Ok((k.clone(), self.substitute_all(i, tokens)?))).collect::<Result<_, _>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn object(
+        &mut self,
+        m: &Map<String, Value>,
+        tokens: &mut Vec<String>,
+    ) -> Result<Map<String, Value>, ConnectionFileError> {
+        let mut out = Map::new();
+        for (k, v) in m {
+            tokens.push(k.clone());
+            if self.secret.contains(&json_pointer(tokens)) {
+                self.secret_entry(v, tokens)?;
+            } else {
+                out.insert(k.clone(), self.value(v, tokens)?);
+            }
+            tokens.pop();
+        }
+        Ok(out)
+    }
+
+    fn value(&mut self, v: &Value, tokens: &mut Vec<String>) -> Result<Value, ConnectionFileError> {
+        Ok(match v {
+            Value::String(s) => Value::String(self.substitute(s, tokens)?),
+            Value::Object(m) => Value::Object(self.object(m, tokens)?),
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    tokens.push(i.to_string());
+                    if self.secret.contains(&json_pointer(tokens)) {
+                        self.secret_entry(item, tokens)?;
+                        out.push(Value::Null); // keeps the other items' indices
+                    } else {
+                        out.push(self.value(item, tokens)?);
+                    }
+                    tokens.pop();
+                }
+                Value::Array(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    /// Records a secret entry: `${VAR}` by name, anything else through a synthetic variable.
+    fn secret_entry(&mut self, v: &Value, tokens: &[String]) -> Result<(), ConnectionFileError> {
+        let pointer = json_pointer(tokens);
+        let value = match v {
+            Value::Null => return Ok(()),
+            Value::String(s) => {
+                if let Some(var) = whole_var(s) {
+                    if self.env.get(var).is_none() {
+                        return Err(self.not_set(var, tokens));
+                    }
+                    self.secrets.insert(pointer, var.to_string());
+                    return Ok(());
+                }
+                self.substitute(s, tokens)?
+            }
+            Value::Number(_) | Value::Bool(_) => v.to_string(),
+            // A whole mapping or list under a secret name travels as one JSON string.
+            other => crate::compile::canonical::canonical_json(&self.substitute_all(other, tokens)?),
+        };
+        let base = synthetic_secret_var(self.family, self.alias, &tokens.join("_"));
+        let mut name = base.clone();
+        let mut n = 1;
+        while self.synthetic_env.iter().any(|(k, _)| *k == name) {
+            n += 1;
+            name = format!("{base}_{n}");
+        }
+        self.synthetic_env.push((name.clone(), value));
+        self.secrets.insert(pointer, name);
+        Ok(())
+    }
 }
 
 fn collect_vars(v: &Value, f: &mut dyn FnMut(&str)) {
@@ -496,17 +635,6 @@ fn collect_vars(v: &Value, f: &mut dyn FnMut(&str)) {
         Value::Array(items) => items.iter().for_each(|i| collect_vars(i, f)),
         Value::Object(m) => m.values().for_each(|i| collect_vars(i, f)),
         _ => {}
-    }
-}
-
-fn mask_value(key: &str, v: &Value, extra: &[String]) -> Value {
-    let secret = is_connection_secret_field(key, extra.iter().map(String::as_str));
-    match v {
-        Value::String(s) if secret && !s.starts_with("${") => Value::String(MASK.to_string()),
-        Value::Number(_) | Value::Bool(_) if secret && key != "default" => Value::String(MASK.to_string()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, i)| (k.clone(), mask_value(k, i, extra))).collect()),
-        Value::Array(items) if secret => Value::Array(items.iter().map(|_| Value::String(MASK.to_string())).collect()),
-        other => other.clone(),
     }
 }
 
@@ -580,7 +708,7 @@ connections:
         assert_eq!(d.fields["port"], 3306);
         assert!(!d.fields.contains_key("default"));
         assert!(!d.fields.contains_key("password"));
-        assert_eq!(d.secrets["password"], "DB_PASSWORD");
+        assert_eq!(d.secrets["/password"], "DB_PASSWORD");
         assert!(r.synthetic_env.is_empty());
         let json = serde_json::to_string(&r.descriptor).unwrap();
         assert!(!json.contains("super-secret-pw"));
@@ -589,14 +717,14 @@ connections:
         assert_eq!(f.resolve("db", Some("@db.other"), &[], &env()).unwrap().descriptor.alias, "other");
         // Spec secret names extend the list.
         let r = f.resolve("db", Some("main"), &["user"], &env()).unwrap();
-        assert!(r.descriptor.secrets.contains_key("user"));
+        assert!(r.descriptor.secrets.contains_key("/user"));
         assert!(!serde_json::to_string(&r.descriptor).unwrap().contains("admin"));
     }
 
     #[test]
     fn literal_secrets_map_to_synthetic_env() {
         let r = file().resolve("pg", None, &[], &env()).unwrap();
-        assert_eq!(r.descriptor.secrets["pg_password"], "OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD");
+        assert_eq!(r.descriptor.secrets["/pg_password"], "OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD");
         assert_eq!(
             r.synthetic_env,
             vec![("OSIRIS_SECRET_PG_DEFAULT_PG_PASSWORD".to_string(), "literal-pg-secret".to_string())]
@@ -657,5 +785,164 @@ connections:
         assert_eq!(v["connections"]["pg"]["default"]["config"]["pg_password"], MASK);
         assert_eq!(v["connections"]["unset"]["main"]["env_vars"]["MISSING_TOKEN"], false);
         assert!(!v.to_string().contains("literal-pg-secret"));
+    }
+
+    const TRICKY: &str = r#"connections:
+  db:
+    main:
+      host: h.local
+      dsn: "mysql://app:${DB_PASSWORD}@h.local/db"
+      url: "https://h.local/status"
+      replica_url: "postgres://ro:literal-url-pw@replica/db"
+      from_env_url: ${DATABASE_URL}
+      mixed_token: "${DB_PASSWORD}-and-literal-suffix"
+      note: "uses ${DB_PASSWORD}"
+      options:
+        timeout: 5
+        password: ${NESTED_PW}
+        ssl: {client_key: "literal-nested-key", mode: require}
+      hosts: ["a.local", "mysql://u:in-list-pw@b.local"]
+      primary_key: id
+      connection_string: "Server=x;Password=literal-cs-pw"
+"#;
+
+    fn tricky_env() -> BTreeMap<String, String> {
+        [
+            ("DB_PASSWORD", "pw-from-env-1"),
+            ("NESTED_PW", "nested-pw-2"),
+            ("DATABASE_URL", "mysql://u:url-pw-3@h/db"),
+            ("BRACES", "x${NOT_A_VAR}y"),
+            ("BRACES_PW", "p${NOT_A_VAR}q"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    const TRICKY_SECRETS: &[&str] = &[
+        "pw-from-env-1",
+        "nested-pw-2",
+        "url-pw-3",
+        "literal-url-pw",
+        "literal-nested-key",
+        "in-list-pw",
+        "literal-cs-pw",
+        "literal-suffix",
+    ];
+
+    #[test]
+    fn no_secret_at_any_depth_lands_in_fields() {
+        let f = ConnectionsFile::parse(TRICKY, None).unwrap();
+        let r = f.resolve("db", Some("main"), &[], &tricky_env()).unwrap();
+        let d = &r.descriptor;
+        let json = serde_json::to_string(d).unwrap();
+        for secret in TRICKY_SECRETS {
+            assert!(!json.contains(secret), "{secret} in {json}");
+        }
+        // Plain fields stay plain.
+        assert_eq!(d.fields["host"], "h.local");
+        assert_eq!(d.fields["url"], "https://h.local/status");
+        assert_eq!(d.fields["primary_key"], "id");
+        assert_eq!(d.fields["options"], json!({"timeout": 5, "ssl": {"mode": "require"}}));
+        assert_eq!(d.fields["hosts"], json!(["a.local", null]));
+        let secrets: Vec<(&str, &str)> = d.secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            secrets,
+            vec![
+                ("/connection_string", "OSIRIS_SECRET_DB_MAIN_CONNECTION_STRING"),
+                ("/dsn", "OSIRIS_SECRET_DB_MAIN_DSN"),
+                ("/from_env_url", "DATABASE_URL"),
+                ("/hosts/1", "OSIRIS_SECRET_DB_MAIN_HOSTS_1"),
+                ("/mixed_token", "OSIRIS_SECRET_DB_MAIN_MIXED_TOKEN"),
+                ("/note", "OSIRIS_SECRET_DB_MAIN_NOTE"),
+                ("/options/password", "NESTED_PW"),
+                ("/options/ssl/client_key", "OSIRIS_SECRET_DB_MAIN_OPTIONS_SSL_CLIENT_KEY"),
+                ("/replica_url", "OSIRIS_SECRET_DB_MAIN_REPLICA_URL"),
+            ]
+        );
+        let synthetic: BTreeMap<_, _> = r.synthetic_env.iter().cloned().collect();
+        assert_eq!(synthetic["OSIRIS_SECRET_DB_MAIN_DSN"], "mysql://app:pw-from-env-1@h.local/db");
+        assert_eq!(synthetic["OSIRIS_SECRET_DB_MAIN_MIXED_TOKEN"], "pw-from-env-1-and-literal-suffix");
+        assert_eq!(synthetic["OSIRIS_SECRET_DB_MAIN_NOTE"], "uses pw-from-env-1");
+        assert_eq!(synthetic["OSIRIS_SECRET_DB_MAIN_HOSTS_1"], "mysql://u:in-list-pw@b.local");
+        // Binding restores every value at its place; masking hides every one of them.
+        let mut env = tricky_env();
+        env.extend(r.synthetic_env.iter().cloned());
+        let bound = d.bind(&env).unwrap();
+        assert_eq!(bound.values()["options"]["password"], "nested-pw-2");
+        assert_eq!(bound.values()["options"]["ssl"], json!({"mode": "require", "client_key": "literal-nested-key"}));
+        assert_eq!(bound.values()["hosts"], json!(["a.local", "mysql://u:in-list-pw@b.local"]));
+        assert_eq!(bound.get_string("from_env_url").as_deref(), Some("mysql://u:url-pw-3@h/db"));
+        let masked = Value::Object(bound.masked());
+        assert_eq!(masked["options"]["password"], MASK);
+        assert_eq!(masked["options"]["ssl"]["client_key"], MASK);
+        assert_eq!(masked["options"]["ssl"]["mode"], "require");
+        assert_eq!(masked["hosts"], json!(["a.local", MASK]));
+        for secret in TRICKY_SECRETS {
+            assert!(!masked.to_string().contains(secret), "{secret} in {masked}");
+        }
+    }
+
+    #[test]
+    fn errors_name_only_variables_written_in_the_file() {
+        let text = "connections:\n  db:\n    main:\n      default: true\n      password: \"${BRACES_PW}x\"\n      host: \"${BRACES}\"\n      options: {token: \"a${UNSET_NESTED}\"}\n";
+        let f = ConnectionsFile::parse(text, None).unwrap();
+        // A value containing `${NOT_A_VAR}` is used as is, never scanned again.
+        let mut env = tricky_env();
+        env.insert("UNSET_NESTED".into(), "n".into());
+        let r = f.resolve("db", None, &[], &env).unwrap();
+        assert_eq!(r.descriptor.fields["host"], "x${NOT_A_VAR}y");
+        let synthetic: BTreeMap<_, _> = r.synthetic_env.iter().cloned().collect();
+        assert_eq!(synthetic["OSIRIS_SECRET_DB_MAIN_PASSWORD"], "p${NOT_A_VAR}qx");
+        assert_eq!(synthetic["OSIRIS_SECRET_DB_MAIN_OPTIONS_TOKEN"], "an");
+        // The error names the variable of the file and the nested field, nothing of a value.
+        let err = f.resolve("db", None, &[], &tricky_env()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Environment variable 'UNSET_NESTED' not set for options.token in db.main; export it or add it to .env"
+        );
+        let mut env = tricky_env();
+        env.remove("BRACES_PW");
+        env.insert("UNSET_NESTED".into(), "n".into());
+        let err = f.resolve("db", None, &[], &env).unwrap_err().to_string();
+        assert!(err.contains("'BRACES_PW' not set for password"), "{err}");
+    }
+
+    #[test]
+    fn listing_masks_every_secret_not_written_as_one_variable() {
+        let f = ConnectionsFile::parse(TRICKY, None).unwrap();
+        let v = f.list_masked(&|_| Vec::new(), &tricky_env());
+        let config = &v["connections"]["db"]["main"]["config"];
+        let text = v.to_string();
+        for secret in TRICKY_SECRETS.iter().chain(["app:"].iter()) {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(config["dsn"], MASK);
+        assert_eq!(config["mixed_token"], MASK);
+        assert_eq!(config["replica_url"], MASK);
+        assert_eq!(config["connection_string"], MASK);
+        assert_eq!(config["hosts"], json!(["a.local", MASK]));
+        assert_eq!(config["options"]["ssl"], json!({"client_key": MASK, "mode": "require"}));
+        // Exactly one `${VAR}` is shown as written (a name, not a value).
+        assert_eq!(config["options"]["password"], "${NESTED_PW}");
+        assert_eq!(config["from_env_url"], "${DATABASE_URL}");
+        assert_eq!(config["url"], "https://h.local/status");
+        assert_eq!(config["primary_key"], "id");
+        let env_vars = &v["connections"]["db"]["main"]["env_vars"];
+        assert_eq!(env_vars["NESTED_PW"], true);
+        assert_eq!(env_vars["DB_PASSWORD"], true);
+    }
+
+    #[test]
+    fn synthetic_names_stay_unique_within_an_alias() {
+        let text = "connections:\n  db:\n    a:\n      options_password: one-1\n      options: {password: two-2}\n";
+        let r = ConnectionsFile::parse(text, None).unwrap().resolve("db", Some("a"), &[], &env()).unwrap();
+        let mut names: Vec<&str> = r.synthetic_env.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort();
+        assert_eq!(names, vec!["OSIRIS_SECRET_DB_A_OPTIONS_PASSWORD", "OSIRIS_SECRET_DB_A_OPTIONS_PASSWORD_2"]);
+        let env: BTreeMap<String, String> = r.synthetic_env.iter().cloned().collect();
+        let bound = r.descriptor.bind(&env).unwrap();
+        assert_eq!(bound.get_string("options_password").as_deref(), Some("one-1"));
+        assert_eq!(bound.values()["options"]["password"], "two-2");
     }
 }

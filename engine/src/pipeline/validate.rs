@@ -250,7 +250,9 @@ fn is_valid_connection_ref(s: &str) -> bool {
     }
 }
 
-fn is_safe_step_id(id: &str) -> bool {
+/// The `invalid_id` rule: a step id names `cfg/<id>.json` and `artifacts/<id>/`, so it is not empty,
+/// not `.` or `..`, and has no `/`, `\` or NUL.
+pub fn is_safe_step_id(id: &str) -> bool {
     !id.trim().is_empty() && id != "." && id != ".." && !id.contains(['/', '\\', '\0'])
 }
 
@@ -268,6 +270,20 @@ impl Validator<'_> {
 
     fn warning(&mut self, code: &str, path: &[PathSeg], message: String, hint: Option<String>) {
         self.push(Severity::Warning, code, path, message, hint);
+    }
+
+    /// `${...}` in a step's `id`, `needs`, `component` or `mode`: these are checked before
+    /// parameters are substituted and name files and the graph, so they must be literal.
+    fn placeholder_not_allowed(&mut self, path: &[PathSeg], what: &str) {
+        self.error(
+            "placeholder_not_allowed",
+            path,
+            format!("'{what}' must be written literally; `${{...}}` placeholders are not allowed here"),
+            Some(
+                "use parameters only inside `config`; write the step id, needs, component and mode as plain text"
+                    .into(),
+            ),
+        );
     }
 
     fn run(&mut self) {
@@ -450,6 +466,9 @@ impl Validator<'_> {
                     format!("step {id_label} has no 'id'"),
                     Some("add `id: <unique-name>`".into()),
                 ),
+                Some(Value::String(id)) if id.contains("${") => {
+                    self.placeholder_not_allowed(&[key("steps"), PathSeg::Index(i), key("id")], "id")
+                }
                 Some(Value::String(id)) if !is_safe_step_id(id) => self.error(
                     "invalid_id",
                     &[key("steps"), PathSeg::Index(i), key("id")],
@@ -473,6 +492,9 @@ impl Validator<'_> {
                     format!("step '{id_label}' has no 'component'"),
                     Some("add `component: <family.name>` (see `osiris components list`)".into()),
                 ),
+                Some(Value::String(name)) if name.contains("${") => {
+                    self.placeholder_not_allowed(&[key("steps"), PathSeg::Index(i), key(comp_key)], comp_key)
+                }
                 Some(Value::String(name)) => match self.registry.get(name) {
                     Some(c) => spec = Some(c.spec()),
                     None => {
@@ -501,6 +523,9 @@ impl Validator<'_> {
                     format!("step '{id_label}' has no 'mode'"),
                     Some("add `mode: read`, `mode: transform` or `mode: write`".into()),
                 ),
+                Some(Value::String(m)) if m.contains("${") => {
+                    self.placeholder_not_allowed(&[key("steps"), PathSeg::Index(i), key("mode")], "mode")
+                }
                 Some(Value::String(m)) if OML_MODES.contains(&m.as_str()) => {
                     if let (Some(spec), Some(mode)) = (spec, Mode::from_oml(m))
                         && !spec.supports(mode)
@@ -543,6 +568,7 @@ impl Validator<'_> {
                     for (j, item) in items.iter().enumerate() {
                         let path = [key("steps"), PathSeg::Index(i), key("needs"), PathSeg::Index(j)];
                         match item {
+                            Value::String(dep) if dep.contains("${") => self.placeholder_not_allowed(&path, "needs"),
                             Value::String(dep) => match seen.get(dep) {
                                 Some(&target) => deps.push(target),
                                 None => {
@@ -929,6 +955,34 @@ steps:
         let r = check(GOOD);
         assert!(r.is_valid(), "{:#?}", r.errors);
         assert!(r.warnings.is_empty(), "{:#?}", r.warnings);
+    }
+
+    #[test]
+    fn placeholders_are_not_allowed_in_ids_needs_component_and_mode() {
+        let text = r#"oml_version: "0.1.0"
+name: p
+params: {x: a, c: files.writer, m: write}
+steps:
+  - id: "${params.x}"
+    component: files.writer
+    mode: write
+    config: {path: "${params.x}.csv"}
+  - id: b
+    component: "${params.c}"
+    mode: "${params.m}"
+    needs: ["${params.x}"]
+    config: {path: b.csv}
+"#;
+        let r = check(text);
+        assert_eq!(codes(&r), vec!["placeholder_not_allowed"; 4], "{:#?}", r.errors);
+        let paths: Vec<&str> = r.errors.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, vec!["steps[0].id", "steps[1].component", "steps[1].mode", "steps[1].needs[0]"]);
+        assert_eq!((r.errors[0].line, r.errors[0].column), (Some(5), Some(5)), "located at the key");
+        assert!(r.errors[0].hint.as_deref().unwrap_or_default().contains("inside `config`"));
+        // Placeholders in config stay allowed.
+        assert!(
+            check(&GOOD.replace("out.csv", "${params.out}")).errors.iter().all(|d| d.code != "placeholder_not_allowed")
+        );
     }
 
     #[test]
