@@ -31,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compile::{CompileError, Compiled, Compiler};
 use crate::connections::SecretSource;
-use crate::connections::dotenv::LayeredEnv;
 use crate::connections::file::{ConnectionFileError, ConnectionsFile};
 use crate::prepare::{PrepareError, RunInputs, prepare};
 use crate::prepared::RunLimits;
@@ -159,7 +158,7 @@ impl PipelineRunBuilder {
         let secrets: Arc<dyn SecretSource> = if synthetic.is_empty() {
             self.secrets
         } else {
-            Arc::new(Layered { first: self.secrets, then: LayeredEnv::new(synthetic) })
+            Arc::new(Layered { synthetic: synthetic.into_iter().collect(), caller: self.secrets })
         };
         let temporary_run_dir = self.run_dir.is_none();
         let run_dir = self.run_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("osiris-{}", ids.run_id)));
@@ -232,14 +231,15 @@ impl PipelineRun {
     }
 }
 
-/// The caller's secrets first, then the synthetic variables of literal connection secrets.
+/// The synthetic variables of secrets written in the connections file first (a stray variable
+/// of the same name must not shadow them), then the caller's secrets.
 struct Layered {
-    first: Arc<dyn SecretSource>,
-    then: LayeredEnv,
+    synthetic: BTreeMap<String, String>,
+    caller: Arc<dyn SecretSource>,
 }
 
 impl SecretSource for Layered {
     fn get(&self, name: &str) -> Option<String> {
-        self.first.get(name).or_else(|| self.then.get(name))
+        self.synthetic.get(name).cloned().or_else(|| self.caller.get(name))
     }
 }

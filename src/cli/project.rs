@@ -44,9 +44,10 @@ impl Project {
         env
     }
 
-    /// Process environment over `.env` values and `extra` pairs, as a secret source.
-    pub fn secrets(&self, extra: &[(String, String)]) -> LayeredEnv {
-        LayeredEnv::new(self.dotenv.iter().chain(extra.iter()).cloned())
+    /// Process environment over `.env` values, with `synthetic` secret variables (from
+    /// preparation) winning over both, as a secret source.
+    pub fn secrets(&self, synthetic: &[(String, String)]) -> LayeredEnv {
+        LayeredEnv::new(self.dotenv.iter().cloned()).with_overrides(synthetic.iter().cloned())
     }
 
     pub fn profile(&self, requested: Option<&str>) -> String {

@@ -152,12 +152,21 @@ pub fn process_env_has(name: &str) -> bool {
 #[derive(Clone, Default)]
 pub struct LayeredEnv {
     overlay: BTreeMap<String, String>,
+    /// Values that win over the process environment: the synthetic variables of secrets written
+    /// in the connections file, whose names a stray environment variable must not shadow.
+    overrides: BTreeMap<String, String>,
 }
 
 impl LayeredEnv {
     /// An overlay over the process environment.
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
-        LayeredEnv { overlay: pairs.into_iter().collect() }
+        LayeredEnv { overlay: pairs.into_iter().collect(), overrides: BTreeMap::new() }
+    }
+
+    /// Adds values that win over the process environment.
+    pub fn with_overrides(mut self, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.overrides.extend(pairs);
+        self
     }
 
     /// Adds values (an existing overlay value is kept).
@@ -181,6 +190,9 @@ impl std::fmt::Debug for LayeredEnv {
 
 impl SecretSource for LayeredEnv {
     fn get(&self, name: &str) -> Option<String> {
+        if let Some(value) = self.overrides.get(name) {
+            return Some(value.clone());
+        }
         std::env::var(name)
             .ok()
             .filter(|v| !v.is_empty())
