@@ -24,4 +24,6 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "warning: clippy not installed; skipping the lint check" >&2
 fi
+# Tests against MariaDB use a real server: make sure one runs (installs and starts it if absent).
+bash scripts/services.sh
 cargo test --workspace --locked

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Ensures the services the tests and the main job use, installing and starting them when absent:
+# a MariaDB server on 127.0.0.1:3306 with a test account
+#   user osiris_test, password osiris_test, all privileges on databases named osiris%
+# (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server).
+# Usage: bash scripts/services.sh          (needs root to install or start MariaDB)
+set -euo pipefail
+
+host="${OSIRIS_TEST_MYSQL_HOST:-127.0.0.1}"
+port="${OSIRIS_TEST_MYSQL_PORT:-3306}"
+user="${OSIRIS_TEST_MYSQL_USER:-osiris_test}"
+password="${OSIRIS_TEST_MYSQL_PASSWORD:-osiris_test}"
+
+account_works() { mariadb -h "$host" -P "$port" -u "$user" -p"$password" -e 'SELECT 1' >/dev/null 2>&1; }
+server_answers() { mariadb-admin -h "$host" -P "$port" ping >/dev/null 2>&1 || mariadb -u root -e 'SELECT 1' >/dev/null 2>&1; }
+
+if command -v mariadb >/dev/null 2>&1 && account_works; then
+  exit 0
+fi
+if [ "$host" != "127.0.0.1" ] && [ "$host" != "localhost" ]; then
+  echo "error: cannot log in to MariaDB at $host:$port as $user; check OSIRIS_TEST_MYSQL_*" >&2
+  exit 1
+fi
+
+if ! command -v mariadbd >/dev/null 2>&1; then
+  echo "installing MariaDB (Debian packages)…" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+fi
+
+if ! server_answers; then
+  echo "starting MariaDB…" >&2
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  for _ in $(seq 1 60); do server_answers && break; sleep 0.5; done
+  server_answers || { echo "error: MariaDB did not start; see /var/log/mysql/ or journalctl" >&2; exit 1; }
+fi
+
+# As the local root (unix socket, or TCP with an empty root password), create the test account.
+admin=(mariadb -u root)
+"${admin[@]}" -e 'SELECT 1' >/dev/null 2>&1 || admin=(mariadb -u root -h 127.0.0.1 -P "$port")
+"${admin[@]}" <<SQL
+CREATE USER IF NOT EXISTS '$user'@'localhost' IDENTIFIED BY '$password';
+CREATE USER IF NOT EXISTS '$user'@'127.0.0.1' IDENTIFIED BY '$password';
+CREATE USER IF NOT EXISTS '$user'@'%' IDENTIFIED BY '$password';
+GRANT ALL PRIVILEGES ON \`osiris%\`.* TO '$user'@'localhost';
+GRANT ALL PRIVILEGES ON \`osiris%\`.* TO '$user'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON \`osiris%\`.* TO '$user'@'%';
+SQL
+account_works || { echo "error: the MariaDB test account does not work" >&2; exit 1; }
+echo "MariaDB ready on $host:$port (user $user)" >&2
