@@ -84,6 +84,9 @@ struct State {
     cursors: Vec<Option<u64>>,
     /// The live counters of each consumer's step (parallel to `cursors`).
     consumers: Vec<Arc<StepCounters>>,
+    /// Consumers that keep every batch to scan it several times (parallel to `cursors`). They
+    /// hold batches back from release but not the producer: it must be able to finish.
+    retaining: Vec<bool>,
     /// Bytes of the entries still held (in memory or in the spill file).
     held_bytes: u64,
     done: Option<Done>,
@@ -94,8 +97,28 @@ impl State {
         self.first + self.entries.len() as u64
     }
 
+    /// Position of the slowest live consumer that reads once (the one backpressure waits for).
     fn slowest_cursor(&self) -> Option<u64> {
-        self.cursors.iter().flatten().copied().min()
+        self.cursors.iter().zip(&self.retaining).filter(|(_, r)| !**r).filter_map(|(c, _)| *c).min()
+    }
+
+    /// Whether any consumer is still there.
+    fn has_live_consumer(&self) -> bool {
+        self.cursors.iter().any(Option::is_some)
+    }
+
+    /// The entry at `index`, if it has been produced.
+    fn next_at(&self, index: u64, step_id: &str) -> Result<Next, CacheError> {
+        if let Some(Done::Failed) = self.done {
+            return Err(CacheError::UpstreamFailed { step_id: step_id.to_string() });
+        }
+        if index >= self.end() {
+            return Ok(if self.done.is_some() { Next::End } else { Next::Wait });
+        }
+        Ok(match &self.entries[(index - self.first) as usize] {
+            Entry::Memory { batch, .. } => Next::Batch(batch.clone()),
+            Entry::Spilled { offset, len } => Next::Spilled { offset: *offset, len: *len },
+        })
     }
 
     /// Whether a consumer at `cursor` is waiting for one of its other inputs.
@@ -108,7 +131,7 @@ impl State {
 
     /// Drops every entry that all live consumers have read.
     fn release_read(&mut self, budget: &MemoryBudget) {
-        let keep_from = self.slowest_cursor().unwrap_or_else(|| self.end());
+        let keep_from = self.cursors.iter().flatten().copied().min().unwrap_or_else(|| self.end());
         while self.first < keep_from {
             let Some(entry) = self.entries.pop_front() else { break };
             self.first += 1;
@@ -175,6 +198,7 @@ impl StepOutput {
             first: 0,
             cursors: Vec::new(),
             consumers: Vec::new(),
+            retaining: Vec::new(),
             held_bytes: 0,
             done: None,
         };
@@ -197,6 +221,7 @@ impl StepOutput {
             let first = state.first;
             state.cursors.push(Some(first));
             state.consumers.push(counters.clone());
+            state.retaining.push(false);
             state.cursors.len() - 1
         };
         InputReader { shared: self.shared.clone(), consumer, cancel, counters, spill_file: None, failed: false }
@@ -277,7 +302,7 @@ impl OutputSink {
                 self.telemetry.counters().rows_out.fetch_add(rows, Ordering::Relaxed);
                 return Ok(());
             }
-            if state.slowest_cursor().is_none() {
+            if !state.has_live_consumer() {
                 // Every consumer failed or was cancelled: producing more is wasted work.
                 return Err(CacheError::NoConsumers { step_id: self.shared.step_id.clone() });
             }
@@ -460,22 +485,27 @@ impl InputReader {
     /// Advances this consumer's cursor if a batch is available.
     fn take_next(&self) -> Result<Next, CacheError> {
         let mut state = self.shared.lock();
-        if let Some(Done::Failed) = state.done {
-            return Err(CacheError::UpstreamFailed { step_id: self.shared.step_id.clone() });
-        }
         let cursor = state.cursors[self.consumer].expect("a live reader has a cursor");
-        if cursor >= state.end() {
-            return Ok(if state.done.is_some() { Next::End } else { Next::Wait });
+        let next = state.next_at(cursor, &self.shared.step_id)?;
+        if matches!(next, Next::Batch(_) | Next::Spilled { .. }) {
+            state.cursors[self.consumer] = Some(cursor + 1);
+            state.release_read(&self.shared.budget);
+            drop(state);
+            self.shared.bump();
         }
-        let next = match &state.entries[(cursor - state.first) as usize] {
-            Entry::Memory { batch, .. } => Next::Batch(batch.clone()),
-            Entry::Spilled { offset, len } => Next::Spilled { offset: *offset, len: *len },
-        };
-        state.cursors[self.consumer] = Some(cursor + 1);
-        state.release_read(&self.shared.budget);
+        Ok(next)
+    }
+
+    /// Keeps every batch of this input from now on, so that it can be scanned any number of
+    /// times (a SQL step joining an input with itself, or reading it once to plan and once to
+    /// run). The producer is not held back by a retained input; its batches stay in memory up to
+    /// the run's budget and spill past it. Call before reading any batch.
+    pub fn retain(self) -> RetainedInput {
+        let mut state = self.shared.lock();
+        state.retaining[self.consumer] = true;
         drop(state);
         self.shared.bump();
-        Ok(next)
+        RetainedInput { reader: Arc::new(self), counted: Arc::default() }
     }
 
     /// Turns the reader into a `Stream` of batches.
@@ -509,20 +539,117 @@ impl InputReader {
     }
 
     fn read_spilled(&mut self, offset: u64, len: u64) -> Result<RecordBatch, CacheError> {
-        let path = &self.shared.spill_path;
-        let step_id = &self.shared.step_id;
-        let io_err = |source| CacheError::SpillIo { step_id: step_id.clone(), path: path.clone(), source };
-        let arrow_err = |source| CacheError::SpillArrow { step_id: step_id.clone(), path: path.clone(), source };
-        if self.spill_file.is_none() {
-            self.spill_file = Some(File::open(path).map_err(io_err)?);
+        read_spilled(&self.shared, &mut self.spill_file, offset, len)
+    }
+}
+
+/// Reads one spilled batch back (opening the spill file on first use).
+fn read_spilled(shared: &Shared, file: &mut Option<File>, offset: u64, len: u64) -> Result<RecordBatch, CacheError> {
+    let path = &shared.spill_path;
+    let step_id = &shared.step_id;
+    let io_err = |source| CacheError::SpillIo { step_id: step_id.clone(), path: path.clone(), source };
+    let arrow_err = |source| CacheError::SpillArrow { step_id: step_id.clone(), path: path.clone(), source };
+    if file.is_none() {
+        *file = Some(File::open(path).map_err(io_err)?);
+    }
+    let file = file.as_ref().expect("opened above");
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, offset).map_err(io_err)?;
+    let mut reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(arrow_err)?;
+    match reader.next() {
+        Some(batch) => batch.map_err(arrow_err),
+        None => Err(arrow_err(ArrowError::IpcError("spilled segment holds no batch".into()))),
+    }
+}
+
+/// An input kept whole in the step cache, for consumers that read it more than once. Each
+/// [`RetainedInput::scan`] reads it from the first batch, waiting for the producer as needed.
+#[derive(Clone)]
+pub struct RetainedInput {
+    reader: Arc<InputReader>,
+    /// Batches already counted into the consumer's `rows_in` (the first scan to reach a batch
+    /// counts it).
+    counted: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RetainedInput {
+    /// The upstream step id.
+    pub fn step_id(&self) -> &str {
+        self.reader.step_id()
+    }
+
+    /// The output schema; waits until the producer declares it.
+    pub async fn schema(&self) -> Result<SchemaRef, CacheError> {
+        let shared = &self.reader.shared;
+        let mut changes = shared.version.subscribe();
+        loop {
+            changes.borrow_and_update();
+            {
+                let state = shared.lock();
+                if let Some(Done::Failed) = state.done {
+                    return Err(CacheError::UpstreamFailed { step_id: shared.step_id.clone() });
+                }
+                if let Some(schema) = &state.schema {
+                    return Ok(schema.clone());
+                }
+                if state.done.is_some() {
+                    return Ok(Arc::new(Schema::empty()));
+                }
+            }
+            self.reader.wait(&mut changes).await?;
         }
-        let file = self.spill_file.as_ref().expect("opened above");
-        let mut bytes = vec![0u8; len as usize];
-        file.read_exact_at(&mut bytes, offset).map_err(io_err)?;
-        let mut reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(arrow_err)?;
-        match reader.next() {
-            Some(batch) => batch.map_err(arrow_err),
-            None => Err(arrow_err(ArrowError::IpcError("spilled segment holds no batch".into()))),
+    }
+
+    /// A stream over every batch of the input, from the first.
+    pub fn scan(&self) -> BoxStream<'static, Result<RecordBatch, CacheError>> {
+        let start = self.reader.shared.lock().cursors[self.reader.consumer].unwrap_or(0);
+        let scan = Scan { input: self.clone(), index: start, spill_file: None, failed: false };
+        Box::pin(futures::stream::unfold(scan, |mut scan| async move {
+            if scan.failed {
+                return None;
+            }
+            match scan.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), scan)),
+                Ok(None) => None,
+                Err(e) => {
+                    scan.failed = true;
+                    Some((Err(e), scan))
+                }
+            }
+        }))
+    }
+}
+
+/// One pass over a [`RetainedInput`].
+struct Scan {
+    input: RetainedInput,
+    index: u64,
+    spill_file: Option<File>,
+    failed: bool,
+}
+
+impl Scan {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>, CacheError> {
+        let reader = self.input.reader.clone();
+        let shared = &reader.shared;
+        let mut changes = shared.version.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let next = shared.lock().next_at(self.index, &shared.step_id)?;
+            let batch = match next {
+                Next::Batch(batch) => batch,
+                Next::Spilled { offset, len } => read_spilled(shared, &mut self.spill_file, offset, len)?,
+                Next::End => return Ok(None),
+                Next::Wait => {
+                    reader.wait(&mut changes).await?;
+                    continue;
+                }
+            };
+            if self.input.counted.fetch_max(self.index + 1, Ordering::Relaxed) <= self.index {
+                reader.counters.rows_in.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            }
+            self.index += 1;
+            return Ok(Some(batch));
         }
     }
 }

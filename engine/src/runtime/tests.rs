@@ -488,3 +488,34 @@ async fn a_stream_ends_after_its_first_error() {
     assert_eq!(items.len(), 1);
     assert!(matches!(items[0], Err(cache::CacheError::UpstreamFailed { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_input_can_be_scanned_repeatedly_without_holding_back_its_producer() {
+    use futures::TryStreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A tiny budget: the retained batches spill, and the producer must still finish alone.
+    let output = StepOutput::new("up", Arc::new(MemoryBudget::new(2048)), dir.path().join("up.arrows"));
+    let counters: Arc<StepCounters> = Arc::default();
+    let retained = output.reader(CancellationToken::new(), counters.clone()).retain();
+    let telemetry = Telemetry::disabled().step("up");
+    let mut sink = output.sink(CancellationToken::new(), telemetry);
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    for start in (0..5_000).step_by(100) {
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from_iter_values(start..start + 100))])
+                .unwrap();
+        sink.send(batch).await.unwrap();
+    }
+    drop(sink);
+    output.finish(true);
+
+    let first: Vec<RecordBatch> = retained.scan().try_collect().await.unwrap();
+    let second: Vec<RecordBatch> = retained.scan().try_collect().await.unwrap();
+    assert_eq!(ids(&first), (0..5_000).collect::<Vec<_>>());
+    assert_eq!(first, second);
+    assert_eq!(retained.schema().await.unwrap(), schema);
+    assert_eq!(StepCounters::get(&counters.rows_in), 5_000, "rows are counted once, not per scan");
+    drop(retained);
+    drop(output);
+    assert!(!dir.path().join("up.arrows").exists(), "the spill file goes with the output");
+}
