@@ -200,3 +200,27 @@ fn an_unset_environment_variable_fails_before_running_with_exit_2() {
     assert!(message.contains("DATA_DIR") && message.contains("base_dir"), "{message}");
     assert!(!describe(&output).contains("t0ken-value"));
 }
+
+#[test]
+fn doctor_checks_every_connection_and_exits_1_when_one_fails() {
+    let project = Project::new();
+    std::fs::create_dir_all(project.file("data")).unwrap();
+    project.write(
+        "osiris_connections.yaml",
+        "connections:\n  filesystem:\n    good: {base_dir: data}\n    missing_dir: {base_dir: nope}\n    unset_var: {base_dir: \"${NOT_SET_ANYWHERE_XYZ}\"}\n",
+    );
+    let output = project.run(&["connections", "doctor", "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let report = stdout_json(&output);
+    let fs = &report["results"]["filesystem"];
+    assert_eq!(fs["good"]["status"], "success");
+    assert_eq!(fs["missing_dir"]["status"], "failure");
+    assert_eq!(fs["missing_dir"]["category"], "config");
+    assert_eq!(fs["unset_var"]["status"], "error");
+    assert!(fs["unset_var"]["message"].as_str().unwrap().contains("NOT_SET_ANYWHERE_XYZ"));
+    assert_eq!(report["all_ok"], false);
+
+    let good_only = project.run(&["connections", "doctor", "--alias", "good"]);
+    assert_eq!(good_only.status.code(), Some(0), "{}", describe(&good_only));
+    assert!(String::from_utf8_lossy(&good_only.stdout).contains("@filesystem.good"));
+}

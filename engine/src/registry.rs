@@ -12,8 +12,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use crate::connections::BoundConnection;
 use crate::driver::{Driver, DriverError};
 use crate::spec::ComponentSpec;
 
@@ -25,6 +27,17 @@ pub trait Component: Send + Sync + 'static {
     /// and `connection` removed) and returns a driver ready to run. Does no I/O: the compiler
     /// calls it to validate configs before anything runs.
     fn create(&self, config: &Map<String, Value>) -> Result<Box<dyn Driver>, DriverError>;
+
+    /// Checks that a connection of this component's family really works (a handshake and
+    /// `SELECT 1`, a directory that exists, ...), for `osiris connections doctor`. `None` when
+    /// the component has nothing to check. Errors use `connection.auth_failed`,
+    /// `connection.network` or `connection.config` codes so the doctor can categorise them.
+    fn check_connection<'a>(
+        &'a self,
+        _connection: &'a BoundConnection,
+    ) -> Option<BoxFuture<'a, Result<(), DriverError>>> {
+        None
+    }
 }
 
 /// Registry errors.

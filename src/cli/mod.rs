@@ -109,6 +109,19 @@ enum ConnectionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Really connect with every connection (MySQL: handshake and SELECT 1; filesystem: base_dir
+    /// exists) and report latency and a category (ok, auth, network, config). Exits 1 when any
+    /// connection fails.
+    Doctor {
+        /// Only this family.
+        #[arg(long)]
+        family: Option<String>,
+        /// Only this alias.
+        #[arg(long)]
+        alias: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,7 +250,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Oml(OmlCommand::Validate { json, .. }) => *json,
         Command::Compile(args) => args.json,
         Command::Run(args) => args.json,
-        Command::Connections(ConnectionsCommand::List { json }) => *json,
+        Command::Connections(ConnectionsCommand::List { json } | ConnectionsCommand::Doctor { json, .. }) => *json,
         Command::Components(ComponentsCommand::List { json, .. } | ComponentsCommand::Show { json, .. }) => *json,
     }
 }
@@ -271,6 +284,9 @@ fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Compile(args) => compile::command(&registry, &args),
         Command::Run(args) => run::command(registry, args),
         Command::Connections(ConnectionsCommand::List { json }) => connections::list(&registry, json),
+        Command::Connections(ConnectionsCommand::Doctor { family, alias, json }) => {
+            connections::doctor(&registry, family.as_deref(), alias.as_deref(), json)
+        }
         Command::Components(ComponentsCommand::List { mode, json }) => {
             components::list(&registry, mode.map(Into::into), json)
         }

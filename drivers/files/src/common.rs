@@ -35,6 +35,19 @@ pub(crate) fn resolve_data_path(ctx: &StepContext, path: &str) -> PathBuf {
     }
 }
 
+/// `osiris connections doctor` for a filesystem connection: its `base_dir`, when set, must be
+/// an existing directory.
+pub(crate) fn check_base_dir(connection: &osiris_engine::connections::BoundConnection) -> Result<(), DriverError> {
+    let Some(base) = connection.get_string("base_dir") else { return Ok(()) };
+    match std::fs::metadata(&base) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(DriverError::new("connection.config", format!("base_dir '{base}' is not a directory"))
+            .with_hint("point base_dir at the directory holding the data files")),
+        Err(e) => Err(DriverError::new("connection.config", format!("base_dir '{base}': {e}"))
+            .with_hint("create the directory or fix base_dir in osiris_connections.yaml")),
+    }
+}
+
 /// Text encodings the CSV drivers support.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Encoding {

@@ -116,6 +116,13 @@ impl Component for CsvExtractor {
         let opts = extract::ExtractOptions::parse(config)?;
         Ok(Box::new(extract::CsvExtractorDriver { opts }))
     }
+
+    fn check_connection<'a>(
+        &'a self,
+        connection: &'a osiris_engine::connections::BoundConnection,
+    ) -> Option<futures::future::BoxFuture<'a, Result<(), DriverError>>> {
+        Some(Box::pin(async move { crate::common::check_base_dir(connection) }))
+    }
 }
 
 /// `filesystem.csv_writer`: writes its input as CSV, atomically (temporary file + rename).
