@@ -14,7 +14,7 @@
 //! | DATE | Date32 |
 //! | TIME | Duration(Microsecond) (TIME spans ±838:59:59, not a time of day) |
 //! | DATETIME(fsp) | Timestamp(Microsecond, None) |
-//! | TIMESTAMP(fsp) | Timestamp(Microsecond, "UTC") (the session runs with `time_zone='+00:00'`) |
+//! | TIMESTAMP(fsp) | Timestamp(Microsecond, "+00:00"): UTC, spelled as an offset because arrow without chrono-tz cannot display or cast named zones (the session runs with `time_zone='+00:00'`) |
 //! | CHAR / VARCHAR / TEXT / ENUM / SET / JSON | Utf8 (utf8mb4 on the wire) |
 //! | BINARY / VARBINARY / BLOB / GEOMETRY, or any string with the `binary` charset | Binary |
 //! | NULL-typed expression (`SELECT NULL`) | Null |
@@ -141,7 +141,7 @@ impl Kind {
             Kind::Date32 => DataType::Date32,
             Kind::Duration => DataType::Duration(TimeUnit::Microsecond),
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-            Kind::TimestampUtc => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Kind::TimestampUtc => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
             Kind::Utf8 => DataType::Utf8,
             Kind::Binary => DataType::Binary,
         }
@@ -343,7 +343,7 @@ impl ColumnBuilder {
             Kind::Duration => ColumnBuilder::Duration(DurationMicrosecondBuilder::with_capacity(capacity)),
             Kind::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity)),
             Kind::TimestampUtc => {
-                ColumnBuilder::TimestampUtc(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"))
+                ColumnBuilder::TimestampUtc(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("+00:00"))
             }
             Kind::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
             Kind::Binary => ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
