@@ -160,7 +160,8 @@ impl Default for MysqlExtractor {
 
 impl MysqlExtractor {
     pub fn new() -> Self {
-        let conn_field = |name: &str, policy, secret| ConnectionField { name: name.into(), override_policy: policy, secret };
+        let conn_field =
+            |name: &str, policy, secret| ConnectionField { name: name.into(), override_policy: policy, secret };
         let spec = ComponentSpec {
             name: EXTRACTOR_NAME.into(),
             version: "0.1.0".into(),
@@ -172,23 +173,46 @@ impl MysqlExtractor {
                 .into(),
             modes: vec![Mode::Extract],
             config: vec![
-                ConfigField::optional("host", FieldType::String, "Server host (from the connection; default localhost)."),
+                ConfigField::optional(
+                    "host",
+                    FieldType::String,
+                    "Server host (from the connection; default localhost).",
+                ),
                 ConfigField::optional("port", FieldType::Integer, "Server port (from the connection; default 3306)."),
                 ConfigField::required("database", FieldType::String, "Database (from the connection)."),
                 ConfigField::required("user", FieldType::String, "User (from the connection)."),
                 ConfigField::required("password", FieldType::String, "Password (from the connection).").secret(),
                 ConfigField::optional("query", FieldType::String, "SELECT to run. Set `query` or `table`."),
                 ConfigField::optional("table", FieldType::String, "Table to read (`SELECT columns FROM table`)."),
-                ConfigField::optional("columns", FieldType::Array, "Columns to read with `table` (ignored with `query`, like Osiris)."),
+                ConfigField::optional(
+                    "columns",
+                    FieldType::Array,
+                    "Columns to read with `table` (ignored with `query`, like Osiris).",
+                ),
                 ConfigField::optional("schema", FieldType::String, "Database that qualifies `table`."),
                 ConfigField::optional("limit", FieldType::Integer, "Read at most this many rows."),
                 ConfigField::with_default("offset", FieldType::Integer, json!(0), "Skip this many rows first."),
                 ConfigField::with_default("batch_size", FieldType::Integer, json!(10000), "Rows per Arrow batch."),
-                ConfigField::with_default("pool_size", FieldType::Integer, json!(5), "Accepted for Osiris compatibility; the extractor uses one connection."),
-                ConfigField::with_default("pool_recycle", FieldType::Integer, json!(3600), "Accepted for Osiris compatibility."),
+                ConfigField::with_default(
+                    "pool_size",
+                    FieldType::Integer,
+                    json!(5),
+                    "Accepted for Osiris compatibility; the extractor uses one connection.",
+                ),
+                ConfigField::with_default(
+                    "pool_recycle",
+                    FieldType::Integer,
+                    json!(3600),
+                    "Accepted for Osiris compatibility.",
+                ),
                 ConfigField::with_default("echo", FieldType::Boolean, json!(false), "Log the SQL sent to the server."),
-                ConfigField::with_default("zero_dates", FieldType::String, json!("null"), "What to do with zero dates (`0000-00-00`): read them as NULL, or fail the step.")
-                    .allowed(["null", "error"]),
+                ConfigField::with_default(
+                    "zero_dates",
+                    FieldType::String,
+                    json!("null"),
+                    "What to do with zero dates (`0000-00-00`): read them as NULL, or fail the step.",
+                )
+                .allowed(["null", "error"]),
             ],
             connection: Some(ConnectionSpec {
                 family: "mysql".into(),
@@ -202,7 +226,9 @@ impl MysqlExtractor {
                     conn_field("password", OverridePolicy::Forbidden, true),
                 ],
             }),
-            example: Some(json!({"connection": "@mysql.default", "query": "SELECT id, name, created_at FROM customers"})),
+            example: Some(
+                json!({"connection": "@mysql.default", "query": "SELECT id, name, created_at FROM customers"}),
+            ),
         };
         MysqlExtractor { spec }
     }

@@ -109,8 +109,15 @@ impl Kind {
             MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => Kind::TimestampUtc,
             // MySQL 8 reports JSON with the binary charset, but the text is utf8mb4.
             MYSQL_TYPE_JSON => Kind::Utf8,
-            MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_STRING | MYSQL_TYPE_ENUM | MYSQL_TYPE_SET
-            | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_BLOB => {
+            MYSQL_TYPE_VARCHAR
+            | MYSQL_TYPE_VAR_STRING
+            | MYSQL_TYPE_STRING
+            | MYSQL_TYPE_ENUM
+            | MYSQL_TYPE_SET
+            | MYSQL_TYPE_TINY_BLOB
+            | MYSQL_TYPE_MEDIUM_BLOB
+            | MYSQL_TYPE_LONG_BLOB
+            | MYSQL_TYPE_BLOB => {
                 if col.character_set() == BINARY_CHARSET {
                     Kind::Binary
                 } else {
@@ -342,9 +349,9 @@ impl ColumnBuilder {
             Kind::Date32 => ColumnBuilder::Date32(Date32Builder::with_capacity(capacity)),
             Kind::Duration => ColumnBuilder::Duration(DurationMicrosecondBuilder::with_capacity(capacity)),
             Kind::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity)),
-            Kind::TimestampUtc => {
-                ColumnBuilder::TimestampUtc(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("+00:00"))
-            }
+            Kind::TimestampUtc => ColumnBuilder::TimestampUtc(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("+00:00"),
+            ),
             Kind::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
             Kind::Binary => ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
         }

@@ -57,7 +57,10 @@ impl TestDb {
         let name = format!("osiris_t_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
         let s = server();
         let mut conn = mysql_async::Conn::new(admin_opts(&s)).await.unwrap_or_else(|e| {
-            panic!("the test MySQL server at {}:{} is unreachable ({e}); run `bash scripts/services.sh`", s.host, s.port)
+            panic!(
+                "the test MySQL server at {}:{} is unreachable ({e}); run `bash scripts/services.sh`",
+                s.host, s.port
+            )
         });
         conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await.unwrap();
         conn.query_drop(format!("USE `{name}`")).await.unwrap();
@@ -373,16 +376,15 @@ async fn batches_split_at_batch_size_and_table_columns_limit_offset() {
     let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
     let db = TestDb::create(&setup).await;
 
-    let (_, batches, read) = extract(json!({"query": "SELECT id FROM n ORDER BY id", "batch_size": 10}), &db).await.unwrap();
+    let (_, batches, read) =
+        extract(json!({"query": "SELECT id FROM n ORDER BY id", "batch_size": 10}), &db).await.unwrap();
     assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![10, 10, 5]);
     assert_eq!(read, 25);
 
-    let (schema, batches, _) = extract(
-        json!({"table": "n", "columns": ["we`ird", "id"], "limit": 3, "offset": 2, "batch_size": 2}),
-        &db,
-    )
-    .await
-    .unwrap();
+    let (schema, batches, _) =
+        extract(json!({"table": "n", "columns": ["we`ird", "id"], "limit": 3, "offset": 2, "batch_size": 2}), &db)
+            .await
+            .unwrap();
     assert_eq!(schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), vec!["we`ird", "id"]);
     assert_eq!(rows(&batches), vec![vec!["v3", "3"], vec!["v4", "4"], vec!["v5", "5"]]);
 
@@ -404,14 +406,18 @@ async fn errors_have_codes_name_the_connection_and_hide_the_password() {
         assert!(e.message.contains("@mysql.testdb") && e.message.contains("'extract'"), "{}", e.message);
     }
 
-    let err = extract_with(json!({"query": "SELECT 1"}), "osiris_no_such_db_xyz", &server().password).await.unwrap_err();
+    let err =
+        extract_with(json!({"query": "SELECT 1"}), "osiris_no_such_db_xyz", &server().password).await.unwrap_err();
     assert_eq!(err.code, "connection.unknown_database", "{err}");
     assert!(err.message.contains("osiris_no_such_db_xyz") && err.message.contains("@mysql.testdb"), "{}", err.message);
 
     let err = extract(json!({"query": "SELEC x FROM a"}), &db).await.unwrap_err();
     assert_eq!(err.code, "extract.query_failed", "{err}");
     assert!(err.message.contains("@mysql.testdb"), "{}", err.message);
-    assert!(!err.message.contains(&server().password) || server().password == "osiris_test" && !err.message.contains("osiris_test"));
+    assert!(
+        !err.message.contains(&server().password)
+            || server().password == "osiris_test" && !err.message.contains("osiris_test")
+    );
 
     let err = extract(json!({"table": "no_such_table"}), &db).await.unwrap_err();
     assert_eq!(err.code, "extract.query_failed", "{err}");
