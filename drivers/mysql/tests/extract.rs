@@ -400,11 +400,9 @@ async fn errors_have_codes_name_the_connection_and_hide_the_password() {
     let secret = "S3cr3t-Wr0ng-Pw!";
     let err = extract_with(json!({"query": "SELECT 1"}), &db.name, secret).await.unwrap_err();
     assert_eq!(err.code, "connection.auth_failed", "{err}");
-    for e in [&err] {
-        let text = format!("{} {:?} {:?}", e.message, e.hint, e.source.as_ref().map(|s| s.to_string()));
-        assert!(!text.contains(secret), "{text}");
-        assert!(e.message.contains("@mysql.testdb") && e.message.contains("'extract'"), "{}", e.message);
-    }
+    let text = format!("{} {:?} {:?}", err.message, err.hint, err.source.as_ref().map(|s| s.to_string()));
+    assert!(!text.contains(secret), "{text}");
+    assert!(err.message.contains("@mysql.testdb") && err.message.contains("'extract'"), "{}", err.message);
 
     let err =
         extract_with(json!({"query": "SELECT 1"}), "osiris_no_such_db_xyz", &server().password).await.unwrap_err();
@@ -414,10 +412,6 @@ async fn errors_have_codes_name_the_connection_and_hide_the_password() {
     let err = extract(json!({"query": "SELEC x FROM a"}), &db).await.unwrap_err();
     assert_eq!(err.code, "extract.query_failed", "{err}");
     assert!(err.message.contains("@mysql.testdb"), "{}", err.message);
-    assert!(
-        !err.message.contains(&server().password)
-            || server().password == "osiris_test" && !err.message.contains("osiris_test")
-    );
 
     let err = extract(json!({"table": "no_such_table"}), &db).await.unwrap_err();
     assert_eq!(err.code, "extract.query_failed", "{err}");
