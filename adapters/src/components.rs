@@ -2,9 +2,10 @@
 
 use osiris_engine::registry::Registry;
 
-/// Every built-in component: the file drivers (CSV, Parquet).
+/// Every built-in component: the file drivers (CSV, Parquet) and the MySQL extractor.
 pub fn builtin_registry() -> Registry {
     let mut registry = Registry::new();
     osiris_driver_files::register(&mut registry).expect("built-in components have distinct names");
+    osiris_driver_mysql::register(&mut registry).expect("built-in components have distinct names");
     registry
 }

@@ -1,0 +1,118 @@
+//! mysql_async errors → [`DriverError`]s that name the step and the connection alias and never
+//! contain a secret (the driver builds its options field by field, never from a URL, so the
+//! library's messages cannot carry the password; the server never echoes it either).
+
+use osiris_engine::driver::DriverError;
+
+/// Where an error happened, for messages.
+#[derive(Clone, Debug)]
+pub struct Where {
+    pub step: String,
+    /// `@mysql.<alias>`.
+    pub connection: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+}
+
+/// MySQL/MariaDB server error codes we classify.
+mod code {
+    pub const ER_CON_COUNT_ERROR: u16 = 1040;
+    pub const ER_DBACCESS_DENIED_ERROR: u16 = 1044;
+    pub const ER_ACCESS_DENIED_ERROR: u16 = 1045;
+    pub const ER_BAD_DB_ERROR: u16 = 1049;
+    pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
+    pub const ER_ACCESS_DENIED_NO_PASSWORD_ERROR: u16 = 1698;
+}
+
+/// Whether a failure to connect (or to start the query) may go away if tried again.
+pub fn is_transient(err: &mysql_async::Error) -> bool {
+    match err {
+        mysql_async::Error::Server(e) => {
+            matches!(e.code, code::ER_CON_COUNT_ERROR | code::ER_TOO_MANY_USER_CONNECTIONS)
+        }
+        mysql_async::Error::Io(mysql_async::IoError::Io(e)) => {
+            use std::io::ErrorKind::*;
+            matches!(
+                e.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | TimedOut
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | NotConnected
+                    | Interrupted
+            )
+        }
+        mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => true,
+        _ => false,
+    }
+}
+
+/// The error of a connect that took longer than the timeout.
+pub fn connect_timeout(w: &Where, secs: u64) -> DriverError {
+    DriverError::new(
+        "connection.network",
+        format!(
+            "step '{}': cannot connect to MySQL {} at {}:{}: no answer within {secs} s",
+            w.step, w.connection, w.host, w.port
+        ),
+    )
+    .with_hint("check host and port in osiris_connections.yaml and that the server is reachable from here")
+}
+
+/// Maps an error of connecting (`connecting = true`) or of running the query.
+pub fn map_error(err: mysql_async::Error, w: &Where, connecting: bool) -> DriverError {
+    let prefix = format!("step '{}' ({})", w.step, w.connection);
+    let de = match &err {
+        mysql_async::Error::Server(e) => match e.code {
+            code::ER_ACCESS_DENIED_ERROR | code::ER_ACCESS_DENIED_NO_PASSWORD_ERROR => DriverError::new(
+                "connection.auth_failed",
+                format!("{prefix}: MySQL rejected user '{}' at {}:{}: {}", w.user, w.host, w.port, e.message),
+            )
+            .with_hint(format!(
+                "check `user` and the password of {} in osiris_connections.yaml (and the variable it names in .env)",
+                w.connection
+            )),
+            code::ER_DBACCESS_DENIED_ERROR => DriverError::new(
+                "connection.auth_failed",
+                format!("{prefix}: user '{}' may not use database '{}': {}", w.user, w.database, e.message),
+            )
+            .with_hint("grant the user access to the database, or use another database in the connection"),
+            code::ER_BAD_DB_ERROR => DriverError::new(
+                "connection.unknown_database",
+                format!("{prefix}: database '{}' does not exist on {}:{}", w.database, w.host, w.port),
+            )
+            .with_hint(format!("fix `database` of {} in osiris_connections.yaml", w.connection)),
+            code::ER_CON_COUNT_ERROR | code::ER_TOO_MANY_USER_CONNECTIONS => DriverError::new(
+                "connection.network",
+                format!("{prefix}: the MySQL server refused the connection: {}", e.message),
+            )
+            .with_hint("the server has too many connections; retry later or raise max_connections"),
+            _ if connecting => DriverError::new(
+                "connection.failed",
+                format!("{prefix}: cannot connect to MySQL at {}:{}: {} (error {})", w.host, w.port, e.message, e.code),
+            ),
+            _ => DriverError::new(
+                "extract.query_failed",
+                format!("{prefix}: the query failed: {} (error {}, SQLSTATE {})", e.message, e.code, e.state),
+            )
+            .with_hint("check the SQL in `query` (or `table`/`columns`) against the database"),
+        },
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+            let what = if connecting { "cannot connect to MySQL" } else { "lost the connection to MySQL" };
+            DriverError::new("connection.network", format!("{prefix}: {what} at {}:{}: {err}", w.host, w.port))
+                .with_hint(format!(
+                    "check `host` and `port` of {} and that the server is reachable from here",
+                    w.connection
+                ))
+        }
+        _ => DriverError::new(
+            if connecting { "connection.failed" } else { "extract.query_failed" },
+            format!("{prefix}: MySQL error: {err}"),
+        ),
+    };
+    de.with_source(err)
+}

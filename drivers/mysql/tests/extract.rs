@@ -1,0 +1,429 @@
+//! `mysql.extractor` against the real MariaDB/MySQL server of `scripts/services.sh`
+//! (OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD override it). These tests fail, never skip, when the
+//! server is unreachable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_cast::display::array_value_to_string;
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use mysql_async::prelude::Queryable;
+use osiris_driver_mysql::MysqlExtractor;
+use osiris_engine::connections::{ConnectionDescriptor, SecretSource};
+use osiris_engine::driver::{DriverError, StepContext, StepIo};
+use osiris_engine::registry::Component;
+use osiris_engine::runtime::budget::MemoryBudget;
+use osiris_engine::runtime::cache::{CacheError, StepOutput};
+use osiris_engine::telemetry::{StepCounters, Telemetry};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+struct Server {
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+}
+
+fn server() -> Server {
+    let env = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+    Server {
+        host: env("OSIRIS_TEST_MYSQL_HOST", "127.0.0.1"),
+        port: env("OSIRIS_TEST_MYSQL_PORT", "3306").parse().expect("OSIRIS_TEST_MYSQL_PORT is a port"),
+        user: env("OSIRIS_TEST_MYSQL_USER", "osiris_test"),
+        password: env("OSIRIS_TEST_MYSQL_PASSWORD", "osiris_test"),
+    }
+}
+
+fn admin_opts(s: &Server) -> mysql_async::OptsBuilder {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(s.host.clone())
+        .tcp_port(s.port)
+        .user(Some(s.user.clone()))
+        .pass(Some(s.password.clone()))
+        .prefer_socket(false)
+}
+
+/// A fresh database `osiris_t_<random>`, dropped when the guard goes away.
+struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    async fn create(setup: &[&str]) -> TestDb {
+        let mut bytes = [0u8; 6];
+        getrandom::fill(&mut bytes).unwrap();
+        let name = format!("osiris_t_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let s = server();
+        let mut conn = mysql_async::Conn::new(admin_opts(&s)).await.unwrap_or_else(|e| {
+            panic!(
+                "the test MySQL server at {}:{} is unreachable ({e}); run `bash scripts/services.sh`",
+                s.host, s.port
+            )
+        });
+        conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await.unwrap();
+        conn.query_drop(format!("USE `{name}`")).await.unwrap();
+        conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
+        conn.query_drop("SET sql_mode = ''").await.unwrap();
+        for sql in setup {
+            conn.query_drop(*sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        conn.disconnect().await.unwrap();
+        TestDb { name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = mysql_async::Conn::new(admin_opts(&server())).await {
+                    let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await;
+                    let _ = c.disconnect().await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+struct Env(BTreeMap<String, String>);
+impl SecretSource for Env {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+fn connection(database: &str, password: &str) -> osiris_engine::connections::BoundConnection {
+    let s = server();
+    let Value::Object(fields) = json!({"host": s.host, "port": s.port, "database": database, "user": s.user}) else {
+        unreachable!()
+    };
+    let d = ConnectionDescriptor {
+        family: "mysql".into(),
+        alias: "testdb".into(),
+        fields,
+        secrets: [("password".to_string(), "MYSQL_PASSWORD".to_string())].into(),
+    };
+    d.bind(&Env([("MYSQL_PASSWORD".to_string(), password.to_string())].into())).unwrap()
+}
+
+/// Runs the extractor; returns schema, batches and rows read.
+async fn extract_with(
+    cfg: Value,
+    database: &str,
+    password: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>, u64), DriverError> {
+    let Value::Object(cfg) = cfg else { panic!("config must be an object") };
+    let component = MysqlExtractor::new();
+    let driver = component.create(&cfg)?;
+    let dir = tempfile::tempdir().unwrap();
+    let out = StepOutput::new("s", Arc::new(MemoryBudget::new(64 << 20)), dir.path().join("s.arrows"));
+    let tel = Telemetry::disabled().step("s");
+    let cancel = CancellationToken::new();
+    let mut reader = out.reader(cancel.clone(), tel.counters().clone());
+    let sink = out.sink(cancel.clone(), tel.clone());
+    let ctx = StepContext {
+        step_id: "extract".into(),
+        component: "mysql.extractor".into(),
+        connection: Some(connection(database, password)),
+        cancel,
+        telemetry: tel.clone(),
+        artifacts_dir: dir.path().join("artifacts"),
+        base_dir: dir.path().to_path_buf(),
+        memory_budget: 64 << 20,
+        batch_size: 1000,
+    };
+    let run = async {
+        let r = driver.run(ctx, StepIo { inputs: vec![], output: Some(sink) }).await;
+        out.finish(r.is_ok());
+        r
+    };
+    let read = async {
+        let schema = reader.schema().await?;
+        let mut batches = Vec::new();
+        while let Some(b) = reader.next_batch().await? {
+            batches.push(b);
+        }
+        Ok::<_, CacheError>((schema, batches))
+    };
+    let (r, data) = tokio::join!(run, read);
+    r?;
+    let (schema, batches) = data.map_err(DriverError::from)?;
+    Ok((schema, batches, StepCounters::get(&tel.counters().rows_read)))
+}
+
+async fn extract(cfg: Value, db: &TestDb) -> Result<(SchemaRef, Vec<RecordBatch>, u64), DriverError> {
+    extract_with(cfg, &db.name, &server().password).await
+}
+
+/// Every cell as text (arrow's display), row by row; NULL as "NULL".
+fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            out.push(
+                b.columns()
+                    .iter()
+                    .map(|c| if c.is_null(r) { "NULL".to_string() } else { array_value_to_string(c, r).unwrap() })
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+const ALL_TYPES: &str = "CREATE TABLE t (
+    id INT NOT NULL PRIMARY KEY,
+    i8 TINYINT, u8 TINYINT UNSIGNED, i16 SMALLINT, u16 SMALLINT UNSIGNED,
+    i24 MEDIUMINT, u24 MEDIUMINT UNSIGNED, i32 INT, u32 INT UNSIGNED, i64 BIGINT, u64 BIGINT UNSIGNED,
+    flag TINYINT(1), d65 DECIMAL(65,30), d10 DECIMAL(10,2), du DECIMAL(5,0) UNSIGNED,
+    f FLOAT, g DOUBLE, b1 BIT(1), b64 BIT(64), y YEAR, dt DATE, tm TIME(6),
+    dt0 DATETIME, dt3 DATETIME(3), dt6 DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL,
+    s VARCHAR(20), c CHAR(4), tx TEXT, bin BINARY(4), vb VARBINARY(10), bl BLOB,
+    j JSON, e ENUM('a','b'), st SET('x','y')
+)";
+
+#[tokio::test]
+async fn every_type_round_trips_with_edge_values_and_nulls() {
+    let db = TestDb::create(&[
+        ALL_TYPES,
+        "INSERT INTO t VALUES (1, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0,
+            0, '-99999999999999999999999999999999999.999999999999999999999999999999', -12345678.90, 0,
+            -3.40282e38, -1.7976931348623157e308, b'0', b'0', 1901, '1000-01-01', '-838:59:59.000000',
+            '1000-01-01 00:00:00', '1000-01-01 00:00:00.001', '1000-01-01 00:00:00.000001', '1970-01-01 00:00:01.000000',
+            '', 'ab', '', x'00000000', x'00', x'', '{\"k\": [1, null]}', 'a', '')",
+        "INSERT INTO t VALUES (2, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295,
+            9223372036854775807, 18446744073709551615,
+            1, '99999999999999999999999999999999999.999999999999999999999999999999', 0.05, 99999,
+            3.40282e38, 1.7976931348623157e308, b'1', x'FFFFFFFFFFFFFFFF', 2155, '9999-12-31', '838:59:59.999999',
+            '9999-12-31 23:59:59', '9999-12-31 23:59:59.999', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999',
+            'h\u{e9}llo \u{1F600}', 'abcd', 'multi\nline, \"quoted\"', x'00ff0000', x'00ff00', x'000102',
+            '[]', 'b', 'x,y')",
+        "INSERT INTO t (id) VALUES (3)",
+        "INSERT INTO t (id, tm, dt, dt0) VALUES (4, '25:00:00.5', '2024-02-29', '2024-02-29 12:34:56')",
+    ])
+    .await;
+    let (schema, batches, read) =
+        extract(json!({"query": "SELECT * FROM t ORDER BY id", "batch_size": 10000}), &db).await.unwrap();
+    assert_eq!(read, 4);
+    let types: Vec<(String, DataType)> =
+        schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
+    let naive = DataType::Timestamp(TimeUnit::Microsecond, None);
+    let expected = vec![
+        ("id", DataType::Int32),
+        ("i8", DataType::Int8),
+        ("u8", DataType::UInt8),
+        ("i16", DataType::Int16),
+        ("u16", DataType::UInt16),
+        ("i24", DataType::Int32),
+        ("u24", DataType::UInt32),
+        ("i32", DataType::Int32),
+        ("u32", DataType::UInt32),
+        ("i64", DataType::Int64),
+        ("u64", DataType::UInt64),
+        ("flag", DataType::Int8),
+        ("d65", DataType::Decimal256(65, 30)),
+        ("d10", DataType::Decimal128(10, 2)),
+        ("du", DataType::Decimal128(5, 0)),
+        ("f", DataType::Float32),
+        ("g", DataType::Float64),
+        ("b1", DataType::Boolean),
+        ("b64", DataType::UInt64),
+        ("y", DataType::UInt16),
+        ("dt", DataType::Date32),
+        ("tm", DataType::Duration(TimeUnit::Microsecond)),
+        ("dt0", naive.clone()),
+        ("dt3", naive.clone()),
+        ("dt6", naive),
+        ("ts", utc),
+        ("s", DataType::Utf8),
+        ("c", DataType::Utf8),
+        ("tx", DataType::Utf8),
+        ("bin", DataType::Binary),
+        ("vb", DataType::Binary),
+        ("bl", DataType::Binary),
+        ("j", DataType::Utf8),
+        ("e", DataType::Utf8),
+        ("st", DataType::Utf8),
+    ];
+    let expected: Vec<(String, DataType)> = expected.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+    assert_eq!(types, expected);
+    let got = rows(&batches);
+    let row = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        got[0],
+        row(&[
+            "1",
+            "-128",
+            "0",
+            "-32768",
+            "0",
+            "-8388608",
+            "0",
+            "-2147483648",
+            "0",
+            "-9223372036854775808",
+            "0",
+            "0",
+            "-99999999999999999999999999999999999.999999999999999999999999999999",
+            "-12345678.90",
+            "0",
+            "-3.40282e38",
+            "-1.7976931348623157e308",
+            "false",
+            "0",
+            "1901",
+            "1000-01-01",
+            "-PT3020399S",
+            "1000-01-01T00:00:00",
+            "1000-01-01T00:00:00.001",
+            "1000-01-01T00:00:00.000001",
+            "1970-01-01T00:00:01Z",
+            "",
+            "ab",
+            "",
+            "00000000",
+            "00",
+            "",
+            "{\"k\": [1, null]}",
+            "a",
+            "",
+        ])
+    );
+    assert_eq!(
+        got[1],
+        row(&[
+            "2",
+            "127",
+            "255",
+            "32767",
+            "65535",
+            "8388607",
+            "16777215",
+            "2147483647",
+            "4294967295",
+            "9223372036854775807",
+            "18446744073709551615",
+            "1",
+            "99999999999999999999999999999999999.999999999999999999999999999999",
+            "0.05",
+            "99999",
+            "3.40282e38",
+            "1.7976931348623157e308",
+            "true",
+            "18446744073709551615",
+            "2155",
+            "9999-12-31",
+            "PT3020399.999999S",
+            "9999-12-31T23:59:59",
+            "9999-12-31T23:59:59.999",
+            "9999-12-31T23:59:59.999999",
+            "2038-01-19T03:14:07.999999Z",
+            "h\u{e9}llo \u{1F600}",
+            "abcd",
+            "multi\nline, \"quoted\"",
+            "00ff0000",
+            "00ff00",
+            "000102",
+            "[]",
+            "b",
+            "x,y",
+        ])
+    );
+    // Row 3: NULL in every column but the key.
+    assert_eq!(got[2][0], "3");
+    assert!(got[2][1..].iter().all(|c| c == "NULL"), "{:?}", got[2]);
+    assert_eq!(got[3][20], "2024-02-29");
+    assert_eq!(got[3][21], "PT90000.5S");
+    assert_eq!(got[3][22], "2024-02-29T12:34:56");
+}
+
+#[tokio::test]
+async fn zero_dates_are_null_by_default_or_an_error() {
+    let db = TestDb::create(&[
+        "CREATE TABLE z (d DATE, t DATETIME)",
+        "INSERT INTO z VALUES ('0000-00-00', '0000-00-00 00:00:00'), ('2024-00-00', '2024-01-02 03:04:05')",
+    ])
+    .await;
+    let (_, batches, _) = extract(json!({"table": "z"}), &db).await.unwrap();
+    assert_eq!(rows(&batches), vec![vec!["NULL", "NULL"], vec!["NULL", "2024-01-02T03:04:05"]]);
+    let err = extract(json!({"table": "z", "zero_dates": "error"}), &db).await.unwrap_err();
+    assert_eq!(err.code, "extract.zero_date", "{err}");
+    assert!(err.message.contains("@mysql.testdb") && err.message.contains("'d'"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn empty_result_keeps_the_schema() {
+    let db = TestDb::create(&["CREATE TABLE e (a INT, b VARCHAR(3), c DECIMAL(8,3))"]).await;
+    let (schema, batches, read) = extract(json!({"query": "SELECT * FROM e"}), &db).await.unwrap();
+    assert_eq!(read, 0);
+    assert!(batches.iter().all(|b| b.num_rows() == 0));
+    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(types, vec![DataType::Int32, DataType::Utf8, DataType::Decimal128(8, 3)]);
+}
+
+#[tokio::test]
+async fn batches_split_at_batch_size_and_table_columns_limit_offset() {
+    let mut setup = vec!["CREATE TABLE n (id INT PRIMARY KEY, `we``ird` VARCHAR(5), other INT)".to_string()];
+    let values: Vec<String> = (1..=25).map(|i| format!("({i}, 'v{i}', {})", i * 10)).collect();
+    setup.push(format!("INSERT INTO n VALUES {}", values.join(", ")));
+    let setup: Vec<&str> = setup.iter().map(String::as_str).collect();
+    let db = TestDb::create(&setup).await;
+
+    let (_, batches, read) =
+        extract(json!({"query": "SELECT id FROM n ORDER BY id", "batch_size": 10}), &db).await.unwrap();
+    assert_eq!(batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(), vec![10, 10, 5]);
+    assert_eq!(read, 25);
+
+    let (schema, batches, _) =
+        extract(json!({"table": "n", "columns": ["we`ird", "id"], "limit": 3, "offset": 2, "batch_size": 2}), &db)
+            .await
+            .unwrap();
+    assert_eq!(schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), vec!["we`ird", "id"]);
+    assert_eq!(rows(&batches), vec![vec!["v3", "3"], vec!["v4", "4"], vec!["v5", "5"]]);
+
+    // With `query`, limit/offset apply to the rows read (the SQL runs unchanged).
+    let (_, batches, _) =
+        extract(json!({"query": "SELECT id FROM n ORDER BY id DESC", "limit": 2, "offset": 1}), &db).await.unwrap();
+    assert_eq!(rows(&batches), vec![vec!["24"], vec!["23"]]);
+}
+
+#[tokio::test]
+async fn errors_have_codes_name_the_connection_and_hide_the_password() {
+    let db = TestDb::create(&["CREATE TABLE a (x INT)"]).await;
+    let secret = "S3cr3t-Wr0ng-Pw!";
+    let err = extract_with(json!({"query": "SELECT 1"}), &db.name, secret).await.unwrap_err();
+    assert_eq!(err.code, "connection.auth_failed", "{err}");
+    let text = format!("{} {:?} {:?}", err.message, err.hint, err.source.as_ref().map(|s| s.to_string()));
+    assert!(!text.contains(secret), "{text}");
+    assert!(err.message.contains("@mysql.testdb") && err.message.contains("'extract'"), "{}", err.message);
+
+    let err =
+        extract_with(json!({"query": "SELECT 1"}), "osiris_no_such_db_xyz", &server().password).await.unwrap_err();
+    assert_eq!(err.code, "connection.unknown_database", "{err}");
+    assert!(err.message.contains("osiris_no_such_db_xyz") && err.message.contains("@mysql.testdb"), "{}", err.message);
+
+    let err = extract(json!({"query": "SELEC x FROM a"}), &db).await.unwrap_err();
+    assert_eq!(err.code, "extract.query_failed", "{err}");
+    assert!(err.message.contains("@mysql.testdb"), "{}", err.message);
+
+    let err = extract(json!({"table": "no_such_table"}), &db).await.unwrap_err();
+    assert_eq!(err.code, "extract.query_failed", "{err}");
+}
+
+#[tokio::test]
+async fn config_is_checked_without_io() {
+    let c = MysqlExtractor::new();
+    let cfg = |v: Value| -> Map<String, Value> { v.as_object().unwrap().clone() };
+    assert_eq!(c.create(&cfg(json!({}))).unwrap_err().code, "config.invalid");
+    assert_eq!(c.create(&cfg(json!({"query": "SELECT 1", "table": "t"}))).unwrap_err().code, "config.invalid");
+    assert_eq!(c.create(&cfg(json!({"table": "t", "bogus": 1}))).unwrap_err().code, "config.invalid");
+    assert_eq!(c.create(&cfg(json!({"table": "t", "zero_dates": "zero"}))).unwrap_err().code, "config.invalid");
+    assert!(c.create(&cfg(json!({"table": "t", "batch_size": 5, "pool_size": 5, "echo": true}))).is_ok());
+}
