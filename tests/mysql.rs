@@ -105,3 +105,31 @@ fn mysql_extractor_to_csv_writer_prints_exact_text() {
          3,,,,,,,,,,,,,\n"
     );
 }
+
+#[test]
+fn doctor_connects_to_mysql_and_reports_auth_failures_without_the_password() {
+    let project = Project::new();
+    project.write(
+        "osiris_connections.yaml",
+        format!(
+            "connections:\n  mysql:\n    good:\n      host: {host}\n      port: {port}\n      database: information_schema\n      user: {user}\n      password: ${{OSIRIS_TEST_MYSQL_PASSWORD}}\n    wrong_password:\n      host: {host}\n      port: {port}\n      database: information_schema\n      user: {user}\n      password: ${{DOCTOR_WRONG_PASSWORD}}\n",
+            host = env("OSIRIS_TEST_MYSQL_HOST", "127.0.0.1"),
+            port = env("OSIRIS_TEST_MYSQL_PORT", "3306"),
+            user = env("OSIRIS_TEST_MYSQL_USER", "osiris_test"),
+        ),
+    );
+    let output = project
+        .osiris(&["connections", "doctor", "--json"])
+        .env("OSIRIS_TEST_MYSQL_PASSWORD", env("OSIRIS_TEST_MYSQL_PASSWORD", "osiris_test"))
+        .env("DOCTOR_WRONG_PASSWORD", "Wr0ng-Doctor-Secret")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let report = common::stdout_json(&output);
+    let mysql = &report["results"]["mysql"];
+    assert_eq!(mysql["good"]["status"], "success", "{report}");
+    assert!(mysql["good"]["latency_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(mysql["wrong_password"]["status"], "failure");
+    assert_eq!(mysql["wrong_password"]["category"], "auth");
+    assert!(!describe(&output).contains("Wr0ng-Doctor-Secret"));
+}

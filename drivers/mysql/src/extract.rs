@@ -7,6 +7,7 @@ use arrow_array::RecordBatch;
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
+use osiris_engine::connections::BoundConnection;
 use osiris_engine::driver::{Driver, DriverError, StepContext, StepIo, parse_config};
 use osiris_engine::registry::Component;
 use osiris_engine::spec::{
@@ -242,6 +243,13 @@ impl Component for MysqlExtractor {
     fn create(&self, config: &Map<String, Value>) -> Result<Box<dyn Driver>, DriverError> {
         Ok(Box::new(MysqlExtractorDriver { opts: Options::parse(config)? }))
     }
+
+    fn check_connection<'a>(
+        &'a self,
+        connection: &'a BoundConnection,
+    ) -> Option<futures::future::BoxFuture<'a, Result<(), DriverError>>> {
+        Some(Box::pin(check(connection)))
+    }
 }
 
 /// Streams one query.
@@ -257,31 +265,45 @@ struct Target {
 
 impl MysqlExtractorDriver {
     fn target(&self, ctx: &StepContext) -> Result<Target, DriverError> {
-        let conn = ctx.connection.as_ref();
+        target_of(&self.opts, &ctx.step_id, ctx.connection.as_ref())
+    }
+}
+
+/// Where to connect: the step's overrides (`host`, `port`) over its connection's fields.
+fn target_of(opts: &Options, step_id: &str, conn: Option<&BoundConnection>) -> Result<Target, DriverError> {
+    {
         let connection = conn.map(|c| format!("@{}.{}", c.family, c.alias)).unwrap_or_else(|| "@mysql".into());
         let field = |name: &str| conn.and_then(|c| c.get_string(name)).filter(|s| !s.is_empty());
-        let host = self.opts.host.clone().or_else(|| field("host")).unwrap_or_else(|| "localhost".into());
-        let port = match self.opts.port {
+        let host = opts.host.clone().or_else(|| field("host")).unwrap_or_else(|| "localhost".into());
+        let port = match opts.port {
             Some(p) => p,
             None => match field("port") {
                 None => 3306,
                 Some(p) => p.parse().map_err(|_| {
-                    invalid(format!("step '{}': port '{p}' of {connection} is not a port number", ctx.step_id))
+                    invalid(format!("step '{step_id}': port '{p}' of {connection} is not a port number"))
                 })?,
             },
         };
         let missing = |what: &str| {
-            DriverError::new(
-                "connection.invalid",
-                format!("step '{}': connection {connection} has no `{what}`", ctx.step_id),
-            )
-            .with_hint(format!("add `{what}` to {connection} in osiris_connections.yaml"))
+            DriverError::new("connection.invalid", format!("step '{step_id}': connection {connection} has no `{what}`"))
+                .with_hint(format!("add `{what}` to {connection} in osiris_connections.yaml"))
         };
-        let database = field("database").or_else(|| self.opts.database.clone()).ok_or_else(|| missing("database"))?;
-        let user = field("user").or_else(|| self.opts.user.clone()).ok_or_else(|| missing("user"))?;
+        let database = field("database").or_else(|| opts.database.clone()).ok_or_else(|| missing("database"))?;
+        let user = field("user").or_else(|| opts.user.clone()).ok_or_else(|| missing("user"))?;
         let password = conn.and_then(|c| c.get_string("password")).unwrap_or_default();
-        Ok(Target { w: Where { step: ctx.step_id.clone(), connection, host, port, database, user }, password })
+        Ok(Target { w: Where { step: step_id.to_string(), connection, host, port, database, user }, password })
     }
+}
+
+/// `osiris connections doctor`: handshake and `SELECT 1`.
+async fn check(conn: &BoundConnection) -> Result<(), DriverError> {
+    let probe = json!({"query": "SELECT 1"});
+    let opts = Options::parse(probe.as_object().expect("a JSON object"))?;
+    let target = target_of(&opts, "connections doctor", Some(conn))?;
+    let mut connection = Conn::new(opts_of(&target)).await.map_err(|e| map_error(e, &target.w, true))?;
+    connection.query_drop("SELECT 1").await.map_err(|e| map_error(e, &target.w, false))?;
+    let _ = connection.disconnect().await;
+    Ok(())
 }
 
 fn opts_of(t: &Target) -> OptsBuilder {
