@@ -1,0 +1,85 @@
+//! End-to-end SQL transforms: CSV extractors → duckdb.processor / sql.processor → CSV writer.
+
+mod common;
+
+use common::{Project, describe, jsonl};
+
+const ORDERS: &str = "order_id,customer_id,amount\n1,1,2.5\n2,2,10.0\n3,1,1.25\n4,3,7.0\n5,2,0.5\n6,9,100.0\n";
+const CUSTOMERS: &str = "id,name,country\n1,Ada,NO\n2,Bob,IT\n3,\"Lee, Jr.\",PE\n4,Zoë,DE\n";
+
+fn pipeline(component: &str, query: &str) -> String {
+    format!(
+        r#"
+oml_version: "0.1.0"
+name: sql-join
+steps:
+  - id: extract-orders
+    component: filesystem.csv_extractor
+    mode: read
+    config: {{path: data/orders.csv}}
+  - id: extract-customers
+    component: filesystem.csv_extractor
+    mode: read
+    needs: []
+    config: {{path: data/customers.csv}}
+  - id: totals
+    component: {component}
+    mode: transform
+    needs: [extract-orders, extract-customers]
+    config:
+      query: "{query}"
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [totals]
+    config: {{path: out/totals.csv}}
+"#
+    )
+}
+
+const JOIN_QUERY: &str = "SELECT c.name, c.country, COUNT(o.order_id) AS orders, SUM(o.amount) AS total \
+FROM df_extract_customers c LEFT JOIN df_extract_orders o ON o.customer_id = c.id \
+GROUP BY c.name, c.country ORDER BY total DESC NULLS LAST, c.name";
+
+fn project(component: &str, query: &str) -> Project {
+    let project = Project::new();
+    project.write("data/orders.csv", ORDERS);
+    project.write("data/customers.csv", CUSTOMERS);
+    project.write("pipeline.yaml", pipeline(component, query));
+    project
+}
+
+#[test]
+fn duckdb_processor_joins_and_aggregates_two_csv_inputs() {
+    let project = project("duckdb.processor", JOIN_QUERY);
+    let output = project.run(&["run", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        project.read_text("out/totals.csv"),
+        "name,country,orders,total\nBob,IT,2,10.5\n\"Lee, Jr.\",PE,1,7.0\nAda,NO,2,3.75\nZoë,DE,0,\n"
+    );
+}
+
+#[test]
+fn sql_processor_runs_the_same_query() {
+    let project = project("sql.processor", JOIN_QUERY);
+    let output = project.run(&["run", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        project.read_text("out/totals.csv"),
+        "name,country,orders,total\nBob,IT,2,10.5\n\"Lee, Jr.\",PE,1,7.0\nAda,NO,2,3.75\nZoë,DE,0,\n"
+    );
+}
+
+#[test]
+fn an_unknown_table_fails_the_step_with_the_available_tables() {
+    let project = project("duckdb.processor", "SELECT * FROM df_orders");
+    let output = project.run(&["run", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("df_extract_orders"), "the hint lists the tables:\n{stderr}");
+    let events = jsonl(&project.only_run_dir().join("events.jsonl"));
+    let error = events.iter().find(|e| e["event"] == "step_error").expect("step_error event");
+    assert_eq!(error["step_id"], "totals");
+    assert_eq!(error["error_code"], "transform.sql_error");
+}
