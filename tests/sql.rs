@@ -83,3 +83,13 @@ fn an_unknown_table_fails_the_step_with_the_available_tables() {
     assert_eq!(error["step_id"], "totals");
     assert_eq!(error["error_code"], "transform.sql_error");
 }
+
+#[test]
+fn a_sql_syntax_error_is_reported_at_compile_time() {
+    let project = project("sql.processor", "SELEC name FROM df_extract_customers");
+    let output = project.run(&["compile", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(all.contains("SQL syntax error"), "{all}");
+    assert!(all.contains("totals"), "the error names the step:\n{all}");
+}

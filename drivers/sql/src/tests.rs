@@ -256,3 +256,29 @@ async fn large_aggregate_runs_within_a_small_pool() {
     assert_eq!(b.column(0).as_primitive::<Int64Type>().value(0), rows as i64);
     assert_eq!(b.column(1).as_primitive::<Int64Type>().value(0), rows as i64);
 }
+
+#[tokio::test]
+async fn mixed_case_step_ids_are_reachable_unquoted_and_quoted() {
+    let dir = tmp();
+    let mut up = cities();
+    up.id = "Cities";
+    let out = run_sql(
+        "SELECT COUNT(*) AS n FROM df_Cities a JOIN \"df_Cities\" b USING (city_id)",
+        vec![up],
+        dir.path(),
+        BUDGET,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.batches[0].column(0).as_primitive::<Int64Type>().value(0), 3);
+}
+
+#[tokio::test]
+async fn a_failed_upstream_fails_the_step_as_upstream_failed() {
+    // An upstream whose batch does not match its declared schema fails inside the cache.
+    let dir = tmp();
+    let mut up = cities();
+    up.schema = people_schema();
+    let err = run_sql("SELECT * FROM df_cities", vec![up], dir.path(), BUDGET).await.err().unwrap();
+    assert_eq!(err.code, "run.upstream_failed", "{err:?}");
+}
