@@ -93,3 +93,48 @@ fn a_sql_syntax_error_is_reported_at_compile_time() {
     assert!(all.contains("SQL syntax error"), "{all}");
     assert!(all.contains("totals"), "the error names the step:\n{all}");
 }
+
+#[test]
+fn a_large_sort_under_a_small_budget_matches_a_roomy_run() {
+    let project = Project::new();
+    let rows = 250_000;
+    let mut csv = String::from("id,name\n");
+    for i in 0..rows {
+        csv.push_str(&format!("{i},name-{:08}-some-padding-text\n", (i * 7919) % rows));
+    }
+    project.write("data/in.csv", &csv);
+    project.write(
+        "sort.yaml",
+        r#"
+oml_version: "0.1.0"
+name: sql-sort
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config: {path: data/in.csv}
+  - id: sorted
+    component: sql.processor
+    mode: transform
+    config: {query: "SELECT name, id FROM df_extract ORDER BY name DESC"}
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    config: {path: out/sorted.csv}
+"#,
+    );
+    let roomy = project.run(&["run", "sort.yaml"]);
+    assert_eq!(roomy.status.code(), Some(0), "{}", describe(&roomy));
+    let expected = project.read_text("out/sorted.csv");
+    assert_eq!(expected.lines().count(), rows + 1);
+    assert!(expected.starts_with("name,id\nname-00249999-some-padding-text,"), "{}", &expected[..80]);
+
+    let tiny = project.run(&["run", "sort.yaml", "--memory-budget", "16MiB"]);
+    assert_eq!(tiny.status.code(), Some(0), "{}", describe(&tiny));
+    assert!(project.read_text("out/sorted.csv") == expected, "the small-budget run gives the same bytes");
+    for dir in project.run_dirs() {
+        let artifacts: Vec<_> =
+            std::fs::read_dir(dir.join("artifacts/sorted")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(artifacts.iter().all(|n| !n.to_string_lossy().starts_with("datafusion")), "{artifacts:?}");
+    }
+}
