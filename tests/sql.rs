@@ -138,3 +138,36 @@ steps:
         assert!(artifacts.iter().all(|n| !n.to_string_lossy().starts_with("datafusion")), "{artifacts:?}");
     }
 }
+
+#[test]
+fn a_limit_that_stops_reading_early_still_completes_the_run() {
+    let project = Project::new();
+    let mut csv = String::from("id,name\n");
+    for i in 0..200_000 {
+        csv.push_str(&format!("{i},name-{i}\n"));
+    }
+    project.write("data/in.csv", &csv);
+    project.write(
+        "limit.yaml",
+        r#"
+oml_version: "0.1.0"
+name: sql-limit
+steps:
+  - id: extract
+    component: filesystem.csv_extractor
+    mode: read
+    config: {path: data/in.csv}
+  - id: first
+    component: duckdb.processor
+    mode: transform
+    config: {query: "SELECT id, name FROM df_extract LIMIT 3"}
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    config: {path: out/first.csv}
+"#,
+    );
+    let output = project.run(&["run", "limit.yaml", "--memory-budget", "1MiB"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(project.read_text("out/first.csv"), "id,name\n0,name-0\n1,name-1\n2,name-2\n");
+}

@@ -84,7 +84,7 @@ impl SqlDriver {
         }
 
         let session = session(ctx)?;
-        for ((name, schema), input) in tables.iter().zip(retained) {
+        for ((name, schema), input) in tables.iter().zip(retained.iter().cloned()) {
             let table = Arc::new(CachedInputTable::new(schema.clone(), input));
             let register = |reference: String| {
                 session.register_table(TableReference::bare(reference), table.clone()).map_err(|e| {
@@ -111,7 +111,19 @@ impl SqlDriver {
             output.send(conform(batch, &schema)?).await?;
         }
         drop(stream);
-        Ok(spill_stats(&plan))
+        let stats = spill_stats(&plan);
+        drop(plan);
+        drop(session);
+        // A query may stop reading early (LIMIT, a table it never scans). Its producers must still
+        // end normally (a producer left without consumers is cancelled, which fails the run), so
+        // read every input to its end; the rows count as read, as in Osiris.
+        for input in &retained {
+            let mut scan = input.scan();
+            while let Some(batch) = scan.next().await {
+                batch?;
+            }
+        }
+        Ok(stats)
     }
 }
 
