@@ -133,6 +133,11 @@ impl StepIo {
     }
 }
 
+/// The code of a producer stopped because every step reading its output has stopped reading
+/// (a `LIMIT`, or a failed consumer). The runtime ends such a step normally: it did all the work
+/// anyone needed.
+pub const OUTPUT_UNNEEDED: &str = "run.output_unneeded";
+
 /// A driver failure, with an Osiris-style error code (`extract.io_error`, `write.schema_mismatch`, ...).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -177,7 +182,7 @@ impl From<CacheError> for DriverError {
     fn from(err: CacheError) -> Self {
         match &err {
             CacheError::Cancelled => DriverError::cancelled(),
-            CacheError::NoConsumers { .. } => DriverError::new("run.cancelled", err.to_string()),
+            CacheError::NoConsumers { .. } => DriverError::new(OUTPUT_UNNEEDED, err.to_string()),
             CacheError::UpstreamFailed { step_id } => {
                 DriverError::new("run.upstream_failed", format!("upstream step '{step_id}' failed"))
             }

@@ -114,15 +114,9 @@ impl SqlDriver {
         let stats = spill_stats(&plan);
         drop(plan);
         drop(session);
-        // A query may stop reading early (LIMIT, a table it never scans). Its producers must still
-        // end normally (a producer left without consumers is cancelled, which fails the run), so
-        // read every input to its end; the rows count as read, as in Osiris.
-        for input in &retained {
-            let mut scan = input.scan();
-            while let Some(batch) = scan.next().await {
-                batch?;
-            }
-        }
+        // A query may stop reading early (LIMIT, a table it never scans): dropping the inputs
+        // stops their producers, which then end normally.
+        drop(retained);
         Ok(stats)
     }
 }

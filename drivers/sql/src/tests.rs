@@ -284,11 +284,11 @@ async fn a_failed_upstream_fails_the_step_as_upstream_failed() {
 }
 
 #[tokio::test]
-async fn inputs_the_query_does_not_read_are_still_read_to_the_end() {
+async fn a_query_may_stop_reading_its_inputs_early() {
     let dir = tmp();
     let out = run_sql("SELECT id FROM df_extract_people LIMIT 1", vec![people(), cities()], dir.path(), BUDGET)
         .await
         .unwrap();
     assert_eq!(out.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
-    assert_eq!(out.rows_in, 8, "every input row is read, so producers finish normally");
+    assert!(out.rows_in <= 8, "inputs are not drained: {}", out.rows_in);
 }

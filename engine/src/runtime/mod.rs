@@ -384,7 +384,10 @@ async fn run_step(
         });
     }
     let output = slot.output.as_ref().map(|o| o.sink(slot.cancel.clone(), telemetry.clone()));
-    let result = execute_driver(shared, slot, StepIo { inputs, output }).await;
+    let result = match execute_driver(shared, slot, StepIo { inputs, output }).await {
+        Err(err) if err.code == crate::driver::OUTPUT_UNNEEDED => Ok(()),
+        other => other,
+    };
     if let Some(output) = &slot.output {
         output.finish(result.is_ok());
     }

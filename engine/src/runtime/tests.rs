@@ -311,7 +311,9 @@ async fn failed_branch_cancels_downstream_while_other_branch_completes() {
     assert_eq!(status("bad"), StepStatus::Failed);
     assert_eq!(status("after_bad"), StepStatus::Cancelled);
     assert_eq!(status("good"), StepStatus::Succeeded);
-    assert_eq!(status("gen_bad"), StepStatus::Cancelled, "a producer whose every consumer stopped is cancelled");
+    assert_eq!(status("gen_bad"), StepStatus::Succeeded, "a producer whose every consumer stopped ends early");
+    let gen_bad = report.steps.iter().find(|s| s.step_id == "gen_bad").unwrap();
+    assert!(gen_bad.rows_out < 100_000, "it stopped early instead of reading everything: {}", gen_bad.rows_out);
     let names = events(&records);
     assert!(names.contains(&"step_error".to_string()));
     assert!(names.contains(&"run_error".to_string()));
