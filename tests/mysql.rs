@@ -133,3 +133,34 @@ fn doctor_connects_to_mysql_and_reports_auth_failures_without_the_password() {
     assert_eq!(mysql["wrong_password"]["category"], "auth");
     assert!(!describe(&output).contains("Wr0ng-Doctor-Secret"));
 }
+
+/// The main job of `scripts/demo.sh`: the sample movies database to CSV with a SQL transform.
+#[test]
+fn the_movies_golden_path_exports_every_table_and_the_sql_transform() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    sql(&[std::fs::read_to_string(root.join("examples/mysql/movies.sql")).unwrap()]);
+    let project = Project::new();
+    let pipeline = root.join("examples/pipelines/movies_to_csv.yaml");
+    let output = project
+        .osiris(&["run", pipeline.to_str().unwrap(), "--param", "out_dir=out"])
+        .env("OSIRIS_HOME", root.join("examples"))
+        .env("OSIRIS_DEMO_MYSQL_PASSWORD", env("OSIRIS_TEST_MYSQL_PASSWORD", "osiris_test"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        project.read_text("out/director_ratings.csv"),
+        "director,reviews,avg_rating\nHayao Miyazaki,3,9.23\nChristopher Nolan,3,8.43\nAgnès Varda,1,8.0\nBong Joon-ho,2,4.75\n"
+    );
+    let movies = project.read_text("out/movies.csv");
+    assert!(
+        movies.starts_with("id,title,director_id,release_year,runtime_minutes,budget_usd,genre,tagline,added_at\n")
+    );
+    assert!(
+        movies.contains("\n7,Untitled Project,5,,,,,\"\",2024-01-05T00:00:00\n"),
+        "NULLs empty, '' quoted:\n{movies}"
+    );
+    for table in ["directors", "actors", "movie_actors", "reviews"] {
+        assert!(project.file(&format!("out/{table}.csv")).is_file(), "{table}.csv missing");
+    }
+}
