@@ -4,6 +4,8 @@
 
 use osiris_engine::driver::DriverError;
 
+use crate::wire::WireError;
+
 /// Where an error happened, for messages.
 #[derive(Clone, Debug)]
 pub struct Where {
@@ -32,20 +34,7 @@ pub fn is_transient(err: &mysql_async::Error) -> bool {
         mysql_async::Error::Server(e) => {
             matches!(e.code, code::ER_CON_COUNT_ERROR | code::ER_TOO_MANY_USER_CONNECTIONS)
         }
-        mysql_async::Error::Io(mysql_async::IoError::Io(e)) => {
-            use std::io::ErrorKind::*;
-            matches!(
-                e.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | TimedOut
-                    | BrokenPipe
-                    | UnexpectedEof
-                    | NotConnected
-                    | Interrupted
-            )
-        }
+        mysql_async::Error::Io(mysql_async::IoError::Io(e)) => is_transient_io(e),
         mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => true,
         _ => false,
     }
@@ -63,14 +52,69 @@ pub fn connect_timeout(w: &Where, secs: u64) -> DriverError {
     .with_hint("check host and port in osiris_connections.yaml and that the server is reachable from here")
 }
 
-/// Maps an error of connecting (`connecting = true`) or of running the query.
+/// What went wrong, whichever client (mysql_async or the lean [`crate::wire`] client) saw it.
+enum Failure<'a> {
+    Server { code: u16, state: &'a str, message: &'a str },
+    Network(String),
+    Other(String),
+}
+
+/// Maps a mysql_async error of connecting (`connecting = true`) or of running a statement.
 pub fn map_error(err: mysql_async::Error, w: &Where, connecting: bool) -> DriverError {
+    let failure = match &err {
+        mysql_async::Error::Server(e) => Failure::Server { code: e.code, state: &e.state, message: &e.message },
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+            Failure::Network(err.to_string())
+        }
+        _ => Failure::Other(err.to_string()),
+    };
+    describe(failure, w, connecting).with_source(err)
+}
+
+/// Maps an error of the lean client.
+pub fn map_wire_error(err: WireError, w: &Where, connecting: bool) -> DriverError {
+    let failure = match &err {
+        WireError::Server { code, state, message } => Failure::Server { code: *code, state, message },
+        WireError::Io(_) | WireError::Closed => Failure::Network(err.to_string()),
+        WireError::Protocol(_) => Failure::Other(err.to_string()),
+    };
+    describe(failure, w, connecting).with_source(err)
+}
+
+/// Whether a failure of the lean client to connect or start the query may go away if tried again.
+pub fn is_transient_wire(err: &WireError) -> bool {
+    match err {
+        WireError::Server { code, .. } => {
+            matches!(*code, code::ER_CON_COUNT_ERROR | code::ER_TOO_MANY_USER_CONNECTIONS)
+        }
+        WireError::Io(e) => is_transient_io(e),
+        WireError::Closed => true,
+        WireError::Protocol(_) => false,
+    }
+}
+
+fn is_transient_io(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | TimedOut
+            | BrokenPipe
+            | UnexpectedEof
+            | NotConnected
+            | Interrupted
+    )
+}
+
+fn describe(failure: Failure<'_>, w: &Where, connecting: bool) -> DriverError {
     let prefix = format!("step '{}' ({})", w.step, w.connection);
-    let de = match &err {
-        mysql_async::Error::Server(e) => match e.code {
+    match failure {
+        Failure::Server { code, state, message } => match code {
             code::ER_ACCESS_DENIED_ERROR | code::ER_ACCESS_DENIED_NO_PASSWORD_ERROR => DriverError::new(
                 "connection.auth_failed",
-                format!("{prefix}: MySQL rejected user '{}' at {}:{}: {}", w.user, w.host, w.port, e.message),
+                format!("{prefix}: MySQL rejected user '{}' at {}:{}: {message}", w.user, w.host, w.port),
             )
             .with_hint(format!(
                 "check `user` and the password of {} in osiris_connections.yaml (and the variable it names in .env)",
@@ -78,7 +122,7 @@ pub fn map_error(err: mysql_async::Error, w: &Where, connecting: bool) -> Driver
             )),
             code::ER_DBACCESS_DENIED_ERROR => DriverError::new(
                 "connection.auth_failed",
-                format!("{prefix}: user '{}' may not use database '{}': {}", w.user, w.database, e.message),
+                format!("{prefix}: user '{}' may not use database '{}': {message}", w.user, w.database),
             )
             .with_hint("grant the user access to the database, or use another database in the connection"),
             code::ER_BAD_DB_ERROR => DriverError::new(
@@ -88,31 +132,30 @@ pub fn map_error(err: mysql_async::Error, w: &Where, connecting: bool) -> Driver
             .with_hint(format!("fix `database` of {} in osiris_connections.yaml", w.connection)),
             code::ER_CON_COUNT_ERROR | code::ER_TOO_MANY_USER_CONNECTIONS => DriverError::new(
                 "connection.network",
-                format!("{prefix}: the MySQL server refused the connection: {}", e.message),
+                format!("{prefix}: the MySQL server refused the connection: {message}"),
             )
             .with_hint("the server has too many connections; retry later or raise max_connections"),
             _ if connecting => DriverError::new(
                 "connection.failed",
-                format!("{prefix}: cannot connect to MySQL at {}:{}: {} (error {})", w.host, w.port, e.message, e.code),
+                format!("{prefix}: cannot connect to MySQL at {}:{}: {message} (error {code})", w.host, w.port),
             ),
             _ => DriverError::new(
                 "extract.query_failed",
-                format!("{prefix}: the query failed: {} (error {}, SQLSTATE {})", e.message, e.code, e.state),
+                format!("{prefix}: the query failed: {message} (error {code}, SQLSTATE {state})"),
             )
             .with_hint("check the SQL in `query` (or `table`/`columns`) against the database"),
         },
-        mysql_async::Error::Io(_) | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
+        Failure::Network(detail) => {
             let what = if connecting { "cannot connect to MySQL" } else { "lost the connection to MySQL" };
-            DriverError::new("connection.network", format!("{prefix}: {what} at {}:{}: {err}", w.host, w.port))
+            DriverError::new("connection.network", format!("{prefix}: {what} at {}:{}: {detail}", w.host, w.port))
                 .with_hint(format!(
                     "check `host` and `port` of {} and that the server is reachable from here",
                     w.connection
                 ))
         }
-        _ => DriverError::new(
+        Failure::Other(detail) => DriverError::new(
             if connecting { "connection.failed" } else { "extract.query_failed" },
-            format!("{prefix}: MySQL error: {err}"),
+            format!("{prefix}: MySQL error: {detail}"),
         ),
-    };
-    de.with_source(err)
+    }
 }

@@ -1,9 +1,11 @@
-//! MySQL/MariaDB drivers of Osiris in Rust: `mysql.extractor` (mysql_async, binary protocol,
-//! streaming into Arrow RecordBatches). See `docs/mysql.md` for the type mapping.
+//! MySQL/MariaDB drivers of Osiris in Rust: `mysql.extractor` (binary protocol, rows decoded
+//! straight into Arrow RecordBatches by a lean client built on mysql_common). See `docs/mysql.md` for the type mapping.
 
+pub mod decode;
 pub mod errors;
 pub mod extract;
 pub mod types;
+pub mod wire;
 
 use osiris_engine::registry::{Registry, RegistryError};
 

@@ -1,5 +1,4 @@
-//! MySQL/MariaDB column metadata → Arrow types, and the per-column builders that decode
-//! binary-protocol values into Arrow arrays.
+//! MySQL/MariaDB column metadata → Arrow types, and the exact parsers the row decoder uses.
 //!
 //! The mapping (also documented in `docs/mysql.md`):
 //!
@@ -21,16 +20,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::ArrayRef;
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder, DurationMicrosecondBuilder,
-    Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, NullBuilder, StringBuilder,
-    TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
-};
 use arrow_buffer::i256;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use mysql_async::Column;
 use mysql_async::consts::{ColumnFlags, ColumnType};
-use mysql_async::{Column, Value};
 
 /// Charset number of `binary` (BINARY/VARBINARY/BLOB and binary strings).
 const BINARY_CHARSET: u16 = 63;
@@ -129,6 +122,21 @@ impl Kind {
         })
     }
 
+    /// Whether values are integers (the kinds `partition_on` accepts).
+    pub fn is_integer(self) -> bool {
+        matches!(
+            self,
+            Kind::Int8
+                | Kind::Int16
+                | Kind::Int32
+                | Kind::Int64
+                | Kind::UInt8
+                | Kind::UInt16
+                | Kind::UInt32
+                | Kind::UInt64
+        )
+    }
+
     pub fn data_type(self) -> DataType {
         match self {
             Kind::Null => DataType::Null,
@@ -163,60 +171,6 @@ pub fn schema_of(columns: &[Column], kinds: &[Kind]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Why a value could not be decoded.
-#[derive(Debug)]
-pub enum DecodeError {
-    /// A zero date met `zero_dates: error`.
-    ZeroDate,
-    /// Anything else (out of range, bad text, unexpected wire value).
-    Invalid(String),
-}
-
-fn invalid(kind: Kind, v: &Value) -> DecodeError {
-    DecodeError::Invalid(format!("unexpected value {v:?} for a {} column", kind.data_type()))
-}
-
-/// One column's Arrow builder.
-pub enum ColumnBuilder {
-    Null(NullBuilder),
-    Int8(Int8Builder),
-    Int16(Int16Builder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    UInt8(UInt8Builder),
-    UInt16(UInt16Builder),
-    UInt32(UInt32Builder),
-    UInt64(UInt64Builder),
-    Bool(BooleanBuilder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    Decimal128(Decimal128Builder, i8),
-    Decimal256(Decimal256Builder, i8),
-    Date32(Date32Builder),
-    Duration(DurationMicrosecondBuilder),
-    Timestamp(TimestampMicrosecondBuilder),
-    TimestampUtc(TimestampMicrosecondBuilder),
-    Utf8(StringBuilder),
-    Binary(BinaryBuilder),
-}
-
-/// An integer value as i128 (binary protocol sends `Int` or `UInt`; text form is accepted too).
-fn int_value(v: &Value) -> Option<i128> {
-    match v {
-        Value::Int(i) => Some(i128::from(*i)),
-        Value::UInt(u) => Some(i128::from(*u)),
-        Value::Bytes(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-macro_rules! append_int {
-    ($b:expr, $kind:expr, $v:expr, $t:ty) => {{
-        let n = int_value($v).ok_or_else(|| invalid($kind, $v))?;
-        $b.append_value(<$t>::try_from(n).map_err(|_| invalid($kind, $v))?);
-    }};
-}
-
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -226,24 +180,6 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-/// Microseconds since the epoch of a DATE/DATETIME/TIMESTAMP value, `None` for a zero date.
-fn date_parts(v: &Value) -> Result<Option<(i64, i64)>, ()> {
-    match *v {
-        Value::Date(y, mo, d, h, mi, s, us) => {
-            if mo == 0 || d == 0 {
-                return Ok(None);
-            }
-            if mo > 12 || d > 31 || h > 23 || mi > 59 || s > 59 || us > 999_999 {
-                return Err(());
-            }
-            let days = days_from_civil(i64::from(y), u32::from(mo), u32::from(d));
-            let secs = i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s);
-            Ok(Some((days, (days * 86_400 + secs) * 1_000_000 + i64::from(us))))
-        }
-        _ => Err(()),
-    }
 }
 
 /// Parses the server's DECIMAL text (`-123.4500`) into an unscaled integer with `scale` digits
@@ -317,185 +253,6 @@ pub fn parse_decimal256(text: &[u8], scale: i8) -> Option<i256> {
     })
     .ok()?;
     Some(if neg { acc.wrapping_neg() } else { acc })
-}
-
-impl ColumnBuilder {
-    pub fn new(kind: Kind, capacity: usize) -> Self {
-        match kind {
-            Kind::Null => ColumnBuilder::Null(NullBuilder::new()),
-            Kind::Int8 => ColumnBuilder::Int8(Int8Builder::with_capacity(capacity)),
-            Kind::Int16 => ColumnBuilder::Int16(Int16Builder::with_capacity(capacity)),
-            Kind::Int32 => ColumnBuilder::Int32(Int32Builder::with_capacity(capacity)),
-            Kind::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity)),
-            Kind::UInt8 => ColumnBuilder::UInt8(UInt8Builder::with_capacity(capacity)),
-            Kind::UInt16 => ColumnBuilder::UInt16(UInt16Builder::with_capacity(capacity)),
-            Kind::UInt32 => ColumnBuilder::UInt32(UInt32Builder::with_capacity(capacity)),
-            Kind::UInt64 => ColumnBuilder::UInt64(UInt64Builder::with_capacity(capacity)),
-            Kind::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
-            Kind::Float32 => ColumnBuilder::Float32(Float32Builder::with_capacity(capacity)),
-            Kind::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(capacity)),
-            Kind::Decimal128(p, s) => ColumnBuilder::Decimal128(
-                Decimal128Builder::with_capacity(capacity)
-                    .with_precision_and_scale(p, s)
-                    .expect("precision and scale are clamped to Decimal128's range"),
-                s,
-            ),
-            Kind::Decimal256(p, s) => ColumnBuilder::Decimal256(
-                Decimal256Builder::with_capacity(capacity)
-                    .with_precision_and_scale(p, s)
-                    .expect("precision and scale are clamped to Decimal256's range"),
-                s,
-            ),
-            Kind::Date32 => ColumnBuilder::Date32(Date32Builder::with_capacity(capacity)),
-            Kind::Duration => ColumnBuilder::Duration(DurationMicrosecondBuilder::with_capacity(capacity)),
-            Kind::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity)),
-            Kind::TimestampUtc => ColumnBuilder::TimestampUtc(
-                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("+00:00"),
-            ),
-            Kind::Utf8 => ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
-            Kind::Binary => ColumnBuilder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
-        }
-    }
-
-    /// Appends one value (read by reference from the row: strings are copied once, into the builder).
-    pub fn append(&mut self, kind: Kind, v: &Value, zero_dates: ZeroDates) -> Result<(), DecodeError> {
-        if matches!(v, Value::NULL) {
-            self.append_null();
-            return Ok(());
-        }
-        match self {
-            ColumnBuilder::Null(b) => b.append_null(),
-            ColumnBuilder::Int8(b) => append_int!(b, kind, v, i8),
-            ColumnBuilder::Int16(b) => append_int!(b, kind, v, i16),
-            ColumnBuilder::Int32(b) => append_int!(b, kind, v, i32),
-            ColumnBuilder::Int64(b) => append_int!(b, kind, v, i64),
-            ColumnBuilder::UInt8(b) => append_int!(b, kind, v, u8),
-            ColumnBuilder::UInt16(b) => append_int!(b, kind, v, u16),
-            ColumnBuilder::UInt32(b) => append_int!(b, kind, v, u32),
-            ColumnBuilder::UInt64(b) => match v {
-                // BIT(n): big-endian bytes.
-                Value::Bytes(bytes) if bytes.len() <= 8 => {
-                    let n = bytes.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
-                    b.append_value(n)
-                }
-                _ => append_int!(b, kind, v, u64),
-            },
-            ColumnBuilder::Bool(b) => match v {
-                Value::Bytes(bytes) => b.append_value(bytes.iter().any(|&x| x != 0)),
-                Value::Int(i) => b.append_value(*i != 0),
-                Value::UInt(u) => b.append_value(*u != 0),
-                _ => return Err(invalid(kind, v)),
-            },
-            ColumnBuilder::Float32(b) => match v {
-                Value::Float(f) => b.append_value(*f),
-                Value::Double(f) => b.append_value(*f as f32),
-                _ => return Err(invalid(kind, v)),
-            },
-            ColumnBuilder::Float64(b) => match v {
-                Value::Double(f) => b.append_value(*f),
-                Value::Float(f) => b.append_value(f64::from(*f)),
-                _ => return Err(invalid(kind, v)),
-            },
-            ColumnBuilder::Decimal128(b, s) => match v {
-                Value::Bytes(t) => b.append_value(parse_decimal128(t, *s).ok_or_else(|| invalid(kind, v))?),
-                _ => return Err(invalid(kind, v)),
-            },
-            ColumnBuilder::Decimal256(b, s) => match v {
-                Value::Bytes(t) => b.append_value(parse_decimal256(t, *s).ok_or_else(|| invalid(kind, v))?),
-                _ => return Err(invalid(kind, v)),
-            },
-            ColumnBuilder::Date32(b) => match date_parts(v).map_err(|()| invalid(kind, v))? {
-                Some((days, _)) => b.append_value(i32::try_from(days).map_err(|_| invalid(kind, v))?),
-                None => zero_date(zero_dates, || b.append_null())?,
-            },
-            ColumnBuilder::Timestamp(b) | ColumnBuilder::TimestampUtc(b) => {
-                match date_parts(v).map_err(|()| invalid(kind, v))? {
-                    Some((_, micros)) => b.append_value(micros),
-                    None => zero_date(zero_dates, || b.append_null())?,
-                }
-            }
-            ColumnBuilder::Duration(b) => match *v {
-                Value::Time(neg, days, h, m, s, us) => {
-                    let secs = ((i64::from(days) * 24 + i64::from(h)) * 60 + i64::from(m)) * 60 + i64::from(s);
-                    let micros = secs * 1_000_000 + i64::from(us);
-                    b.append_value(if neg { -micros } else { micros })
-                }
-                _ => return Err(invalid(kind, v)),
-            },
-            ColumnBuilder::Utf8(b) => match v {
-                Value::Bytes(bytes) => {
-                    let s = std::str::from_utf8(bytes)
-                        .map_err(|e| DecodeError::Invalid(format!("text column holds invalid utf-8: {e}")))?;
-                    b.append_value(s)
-                }
-                _ => return Err(invalid(kind, v)),
-            },
-            ColumnBuilder::Binary(b) => match v {
-                Value::Bytes(bytes) => b.append_value(bytes),
-                _ => return Err(invalid(kind, v)),
-            },
-        }
-        Ok(())
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            ColumnBuilder::Null(b) => b.append_null(),
-            ColumnBuilder::Int8(b) => b.append_null(),
-            ColumnBuilder::Int16(b) => b.append_null(),
-            ColumnBuilder::Int32(b) => b.append_null(),
-            ColumnBuilder::Int64(b) => b.append_null(),
-            ColumnBuilder::UInt8(b) => b.append_null(),
-            ColumnBuilder::UInt16(b) => b.append_null(),
-            ColumnBuilder::UInt32(b) => b.append_null(),
-            ColumnBuilder::UInt64(b) => b.append_null(),
-            ColumnBuilder::Bool(b) => b.append_null(),
-            ColumnBuilder::Float32(b) => b.append_null(),
-            ColumnBuilder::Float64(b) => b.append_null(),
-            ColumnBuilder::Decimal128(b, _) => b.append_null(),
-            ColumnBuilder::Decimal256(b, _) => b.append_null(),
-            ColumnBuilder::Date32(b) => b.append_null(),
-            ColumnBuilder::Duration(b) => b.append_null(),
-            ColumnBuilder::Timestamp(b) | ColumnBuilder::TimestampUtc(b) => b.append_null(),
-            ColumnBuilder::Utf8(b) => b.append_null(),
-            ColumnBuilder::Binary(b) => b.append_null(),
-        }
-    }
-
-    /// Takes the built array, leaving the builder empty and reusable.
-    pub fn finish(&mut self) -> ArrayRef {
-        match self {
-            ColumnBuilder::Null(b) => Arc::new(b.finish()),
-            ColumnBuilder::Int8(b) => Arc::new(b.finish()),
-            ColumnBuilder::Int16(b) => Arc::new(b.finish()),
-            ColumnBuilder::Int32(b) => Arc::new(b.finish()),
-            ColumnBuilder::Int64(b) => Arc::new(b.finish()),
-            ColumnBuilder::UInt8(b) => Arc::new(b.finish()),
-            ColumnBuilder::UInt16(b) => Arc::new(b.finish()),
-            ColumnBuilder::UInt32(b) => Arc::new(b.finish()),
-            ColumnBuilder::UInt64(b) => Arc::new(b.finish()),
-            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
-            ColumnBuilder::Float32(b) => Arc::new(b.finish()),
-            ColumnBuilder::Float64(b) => Arc::new(b.finish()),
-            ColumnBuilder::Decimal128(b, _) => Arc::new(b.finish()),
-            ColumnBuilder::Decimal256(b, _) => Arc::new(b.finish()),
-            ColumnBuilder::Date32(b) => Arc::new(b.finish()),
-            ColumnBuilder::Duration(b) => Arc::new(b.finish()),
-            ColumnBuilder::Timestamp(b) | ColumnBuilder::TimestampUtc(b) => Arc::new(b.finish()),
-            ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
-            ColumnBuilder::Binary(b) => Arc::new(b.finish()),
-        }
-    }
-}
-
-fn zero_date(policy: ZeroDates, null: impl FnOnce()) -> Result<(), DecodeError> {
-    match policy {
-        ZeroDates::Null => {
-            null();
-            Ok(())
-        }
-        ZeroDates::Error => Err(DecodeError::ZeroDate),
-    }
 }
 
 #[cfg(test)]

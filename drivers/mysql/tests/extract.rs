@@ -427,3 +427,64 @@ async fn config_is_checked_without_io() {
     assert_eq!(c.create(&cfg(json!({"table": "t", "zero_dates": "zero"}))).unwrap_err().code, "config.invalid");
     assert!(c.create(&cfg(json!({"table": "t", "batch_size": 5, "pool_size": 5, "echo": true}))).is_ok());
 }
+
+/// Rows sorted, for comparing reads whose batch order may differ.
+fn sorted_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut all = rows(batches);
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn partitioned_reads_give_the_same_rows_as_one_connection() {
+    let db = TestDb::create(&[
+        "CREATE TABLE p (id BIGINT PRIMARY KEY, k INT NULL, name VARCHAR(20))",
+        "INSERT INTO p SELECT seq, IF(seq % 10 = 0, NULL, CAST(seq AS SIGNED) * 3 - 500), CONCAT('row ', seq) FROM seq_1_to_5000",
+    ])
+    .await;
+    let query = "SELECT id, k, name FROM p";
+    let (_, single, n) = extract(json!({"query": query, "batch_size": 700}), &db).await.unwrap();
+    assert_eq!(n, 5000);
+    // On the primary key, and on a nullable column with negative values (NULLs go to the first range).
+    for (column, partitions) in [("id", 4), ("k", 3), ("id", 64)] {
+        let cfg = json!({"query": query, "batch_size": 700, "partition_on": column, "partitions": partitions});
+        let (_, parts, n) = extract(cfg, &db).await.unwrap();
+        assert_eq!(n, 5000, "partition_on {column}");
+        assert_eq!(sorted_rows(&parts), sorted_rows(&single), "partition_on {column} x{partitions}");
+    }
+    // An empty result keeps its schema.
+    let cfg = json!({"query": "SELECT id, name FROM p WHERE id < 0", "partition_on": "id", "partitions": 2});
+    let (schema, batches, n) = extract(cfg, &db).await.unwrap();
+    assert_eq!((schema.fields().len(), batches.len(), n), (2, 0, 0));
+    // Partitioning on a non-integer column is refused with a clear message.
+    let cfg = json!({"query": query, "partition_on": "name", "partitions": 2});
+    let err = extract(cfg, &db).await.unwrap_err();
+    assert_eq!(err.code, "config.invalid");
+    assert!(err.message.contains("'name' is not an integer"), "{}", err.message);
+}
+
+#[test]
+fn partition_options_are_checked() {
+    let check = |cfg: Value| MysqlExtractor::new().create(cfg.as_object().unwrap()).map(|_| ()).unwrap_err();
+    let e = check(json!({"query": "SELECT 1", "partitions": 4}));
+    assert!(e.message.contains("partition_on is not set"), "{}", e.message);
+    let e = check(json!({"query": "SELECT 1", "partition_on": "id"}));
+    assert!(e.message.contains("partitions is 1"), "{}", e.message);
+    let e = check(json!({"query": "SELECT 1", "partition_on": "id", "partitions": 65}));
+    assert!(e.message.contains("invalid partitions 65"), "{}", e.message);
+    let e = check(json!({"query": "SELECT 1", "partition_on": "id", "partitions": 2, "limit": 5}));
+    assert!(e.message.contains("cannot be combined with partitions"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn consistent_snapshot_reads_inside_a_transaction() {
+    let db =
+        TestDb::create(&["CREATE TABLE s (id INT PRIMARY KEY) ENGINE=InnoDB", "INSERT INTO s VALUES (1), (2)"]).await;
+    // @@in_transaction is 1 only inside the snapshot's transaction (MariaDB and MySQL 8).
+    let cfg = json!({"query": "SELECT COUNT(*) AS n, @@in_transaction AS tx FROM s", "consistent_snapshot": true});
+    let (_, batches, _) = extract(cfg, &db).await.unwrap();
+    assert_eq!(rows(&batches), vec![vec!["2".to_string(), "1".to_string()]]);
+    let cfg = json!({"query": "SELECT COUNT(*) AS n, @@in_transaction AS tx FROM s"});
+    let (_, batches, _) = extract(cfg, &db).await.unwrap();
+    assert_eq!(rows(&batches), vec![vec!["2".to_string(), "0".to_string()]]);
+}

@@ -6,6 +6,8 @@ mod infer;
 mod reader;
 mod write;
 
+pub use write::CsvEncoder;
+
 use osiris_engine::driver::{Driver, DriverError};
 use osiris_engine::registry::Component;
 use osiris_engine::spec::{ComponentSpec, ConfigField, FieldType, Mode};
