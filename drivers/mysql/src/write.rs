@@ -443,6 +443,55 @@ struct Insert {
     suffix: Vec<u8>,
 }
 
+/// One INSERT statement for the sender task.
+struct Statement {
+    sql: Vec<u8>,
+    /// 1-based input row number of its first row, and its number of rows.
+    first_row: u64,
+    rows: usize,
+}
+
+/// Why printing statements stopped early.
+enum Stop {
+    Cancelled,
+    /// The sender task ended (a statement failed); its outcome has the error.
+    SenderGone,
+    Failed(DriverError),
+}
+
+/// What the sender task hands back.
+enum Sent {
+    /// Every statement ran; the connection, for the COMMIT.
+    Done(Conn),
+    /// A statement failed; the connection when it is still usable (a server error).
+    Failed { conn: Option<Conn>, err: mysql_async::Error, first_row: u64, rows: usize },
+}
+
+/// Runs the statements it receives, in order, on `conn`; stops at the first failure.
+async fn send_statements(
+    mut conn: Conn,
+    mut rx: tokio::sync::mpsc::Receiver<Statement>,
+    telemetry: osiris_engine::telemetry::StepTelemetry,
+    echo: Option<(String, String)>,
+) -> Sent {
+    while let Some(s) = rx.recv().await {
+        if let Some((step, connection)) = &echo {
+            tracing::info!(step = %step, connection = %connection, sql = %first_line(&s.sql), rows = s.rows, bytes = s.sql.len(), "mysql.writer");
+        }
+        match conn.query_drop(s.sql.as_slice()).await {
+            Ok(()) => {
+                telemetry.add_rows_written(s.rows as u64);
+                telemetry.add_bytes_written(s.sql.len() as u64);
+            }
+            Err(err) => {
+                let usable = matches!(err, mysql_async::Error::Server(_));
+                return Sent::Failed { conn: usable.then_some(conn), err, first_row: s.first_row, rows: s.rows };
+            }
+        }
+    }
+    Sent::Done(conn)
+}
+
 /// A random hex tag for side table names.
 fn random_tag() -> String {
     let mut h = std::hash::RandomState::new().build_hasher();
@@ -791,7 +840,9 @@ impl Job<'_> {
         Insert { prefix, suffix }
     }
 
-    /// Streams every input batch into `into` within one transaction and commits it.
+    /// Streams every input batch into `into` within one transaction and commits it. A sender
+    /// task runs the INSERT statements on the connection while this task reads the input and
+    /// prints the next statement, so client and server work overlap.
     async fn load(
         &mut self,
         input: &mut StepInput,
@@ -799,32 +850,113 @@ impl Job<'_> {
         names: &[String],
         hard_cap: usize,
     ) -> Result<(), DriverError> {
-        let Insert { prefix, suffix } = self.insert_statement(into, names);
-        let soft_cap = hard_cap.min(SOFT_STATEMENT_BYTES);
         self.exec(b"START TRANSACTION", "starting a transaction").await?;
         self.in_tx = true;
         if self.opts.truncate_before && self.opts.mode != WriteMode::Replace && self.stage.is_none() {
             self.exec(format!("DELETE FROM {into}").as_bytes(), "deleting the table's rows (truncate_before)").await?;
         }
-        let mut stmt = Vec::with_capacity(soft_cap.min(1 << 20));
-        stmt.extend_from_slice(&prefix);
-        let mut row_buf = Vec::with_capacity(1024);
-        let mut in_stmt = 0usize;
-        // 1-based input row number of the statement's first row, for messages.
-        let mut first_row = 1u64;
-        let mut rows_seen = 0u64;
+        let conn = self.conn.take().expect("connected before loading");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Statement>(1);
+        let echo = self.opts.echo.then(|| (self.t.w.step.clone(), self.t.w.connection.clone()));
+        let mut sender = tokio::spawn(send_statements(conn, rx, self.ctx.telemetry.clone(), echo));
+        let stop = self.print_statements(input, into, names, hard_cap, &tx).await;
+        drop(tx);
+        let sent = if matches!(stop, Err(Stop::Cancelled)) {
+            sender.abort();
+            (&mut sender).await
+        } else {
+            tokio::select! {
+                biased;
+                () = self.ctx.cancel.cancelled() => {
+                    sender.abort();
+                    (&mut sender).await
+                }
+                r = &mut sender => r,
+            }
+        };
         let table_name = self.display_table();
-        let what =
-            |first: u64, n: usize| format!("writing input rows {first}–{} into {table_name}", first + n as u64 - 1);
+        match sent {
+            Ok(Sent::Done(conn)) => self.conn = Some(conn),
+            Ok(Sent::Failed { conn, err, first_row, rows }) => {
+                self.interrupted = conn.is_none();
+                self.conn = conn;
+                let what = format!("writing input rows {first_row}–{} into {table_name}", first_row + rows as u64 - 1);
+                return Err(map_write_error(err, &self.t.w, &what));
+            }
+            Err(join) => {
+                // Aborted (cancellation) or panicked: the connection went with the task.
+                self.interrupted = true;
+                if join.is_panic() {
+                    return Err(DriverError::new(
+                        "write.failed",
+                        format!("{}: the statement sender panicked", self.prefix()),
+                    ));
+                }
+                return Err(DriverError::cancelled());
+            }
+        }
+        match stop {
+            Ok(()) if self.cancelled() => return Err(DriverError::cancelled()),
+            Ok(()) => {}
+            Err(Stop::Cancelled) => return Err(DriverError::cancelled()),
+            Err(Stop::Failed(e)) => return Err(e),
+            Err(Stop::SenderGone) => {
+                return Err(DriverError::new(
+                    "write.failed",
+                    format!("{}: the statement sender stopped", self.prefix()),
+                ));
+            }
+        }
+        self.exec(b"COMMIT", "committing").await?;
+        self.in_tx = false;
+        Ok(())
+    }
+
+    /// Hands a statement (completed with `suffix`) to the sender task.
+    async fn send(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Statement>,
+        mut stmt: Statement,
+        suffix: &[u8],
+    ) -> Result<(), Stop> {
+        stmt.sql.extend_from_slice(suffix);
+        tokio::select! {
+            biased;
+            () = self.ctx.cancel.cancelled() => Err(Stop::Cancelled),
+            r = tx.send(stmt) => r.map_err(|_| Stop::SenderGone),
+        }
+    }
+
+    /// Reads every input batch and hands INSERT statements of up to `batch_size` rows (and below
+    /// the packet limit) to the sender.
+    async fn print_statements(
+        &self,
+        input: &mut StepInput,
+        into: &str,
+        names: &[String],
+        hard_cap: usize,
+        tx: &tokio::sync::mpsc::Sender<Statement>,
+    ) -> Result<(), Stop> {
+        let Insert { prefix, suffix } = self.insert_statement(into, names);
+        let soft_cap = hard_cap.min(SOFT_STATEMENT_BYTES);
+        let new_statement = |first_row: u64| {
+            let mut sql = Vec::with_capacity(soft_cap.min(1 << 20));
+            sql.extend_from_slice(&prefix);
+            Statement { sql, first_row, rows: 0 }
+        };
+        let mut stmt = new_statement(1);
+        let mut row_buf = Vec::with_capacity(1024);
+        // 1-based number of the input row being printed, for messages.
+        let mut row_no = 0u64;
         loop {
             let batch = tokio::select! {
                 biased;
-                () = self.ctx.cancel.cancelled() => return Err(DriverError::cancelled()),
-                b = input.reader.next_batch() => b?,
+                () = self.ctx.cancel.cancelled() => return Err(Stop::Cancelled),
+                b = input.reader.next_batch() => b.map_err(|e| Stop::Failed(e.into()))?,
             };
             let Some(batch) = batch else { break };
             if batch.num_columns() != names.len() {
-                return Err(DriverError::new(
+                return Err(Stop::Failed(DriverError::new(
                     "write.schema_mismatch",
                     format!(
                         "{}: a batch has {} columns, the input's schema {}",
@@ -832,78 +964,67 @@ impl Job<'_> {
                         batch.num_columns(),
                         names.len()
                     ),
-                ));
+                )));
             }
             let printer = RowPrinter::new(batch.columns()).map_err(|e| {
-                DriverError::new(
+                Stop::Failed(DriverError::new(
                     "write.unsupported_type",
                     format!("{}: column '{}': {}", self.prefix(), names[e.column], e.message),
-                )
+                ))
             })?;
             for r in 0..batch.num_rows() {
-                rows_seen += 1;
+                row_no += 1;
                 row_buf.clear();
                 printer.row(r, &mut row_buf).map_err(|e| {
-                    DriverError::new(
-                        "write.failed",
-                        format!(
-                            "{}: input row {rows_seen}, column '{}': {}",
-                            self.prefix(),
-                            names[e.column],
-                            e.message
-                        ),
+                    Stop::Failed(
+                        DriverError::new(
+                            "write.failed",
+                            format!(
+                                "{}: input row {row_no}, column '{}': {}",
+                                self.prefix(),
+                                names[e.column],
+                                e.message
+                            ),
+                        )
+                        .with_hint("fix or filter the value in a SQL step before the writer"),
                     )
-                    .with_hint("fix or filter the value in a SQL step before the writer")
                 })?;
-                if in_stmt > 0 && stmt.len() + 2 + row_buf.len() + suffix.len() > soft_cap {
-                    stmt.extend_from_slice(&suffix);
-                    self.exec(&stmt, &what(first_row, in_stmt)).await?;
-                    self.ctx.telemetry.add_rows_written(in_stmt as u64);
-                    self.ctx.telemetry.add_bytes_written(stmt.len() as u64);
-                    stmt.truncate(prefix.len());
-                    first_row += in_stmt as u64;
-                    in_stmt = 0;
-                }
                 if prefix.len() + row_buf.len() + suffix.len() > hard_cap {
-                    return Err(DriverError::new(
-                        "write.failed",
-                        format!(
-                            "{}: input row {rows_seen} needs a {} byte statement, more than the server's \
-                             max_allowed_packet ({} bytes) allows",
-                            self.prefix(),
-                            prefix.len() + row_buf.len() + suffix.len(),
-                            hard_cap + PACKET_MARGIN
-                        ),
-                    )
-                    .with_hint("raise max_allowed_packet on the server (SET GLOBAL max_allowed_packet = …)"));
+                    return Err(Stop::Failed(
+                        DriverError::new(
+                            "write.failed",
+                            format!(
+                                "{}: input row {row_no} needs a {} byte statement, more than the server's \
+                                 max_allowed_packet ({} bytes) allows",
+                                self.prefix(),
+                                prefix.len() + row_buf.len() + suffix.len(),
+                                hard_cap + PACKET_MARGIN
+                            ),
+                        )
+                        .with_hint("raise max_allowed_packet on the server (SET GLOBAL max_allowed_packet = …)"),
+                    ));
                 }
-                if in_stmt > 0 {
-                    stmt.extend_from_slice(b",\n");
+                if stmt.rows > 0 && stmt.sql.len() + 2 + row_buf.len() + suffix.len() > soft_cap {
+                    let full = std::mem::replace(&mut stmt, new_statement(row_no));
+                    self.send(tx, full, &suffix).await?;
                 }
-                stmt.extend_from_slice(&row_buf);
-                in_stmt += 1;
-                if in_stmt == self.opts.batch_size {
-                    stmt.extend_from_slice(&suffix);
-                    self.exec(&stmt, &what(first_row, in_stmt)).await?;
-                    self.ctx.telemetry.add_rows_written(in_stmt as u64);
-                    self.ctx.telemetry.add_bytes_written(stmt.len() as u64);
-                    stmt.truncate(prefix.len());
-                    first_row += in_stmt as u64;
-                    in_stmt = 0;
+                if stmt.rows > 0 {
+                    stmt.sql.extend_from_slice(b",\n");
+                }
+                stmt.sql.extend_from_slice(&row_buf);
+                stmt.rows += 1;
+                if stmt.rows == self.opts.batch_size {
+                    let full = std::mem::replace(&mut stmt, new_statement(row_no + 1));
+                    self.send(tx, full, &suffix).await?;
                 }
             }
             if self.cancelled() {
-                return Err(DriverError::cancelled());
+                return Err(Stop::Cancelled);
             }
         }
-        if in_stmt > 0 {
-            stmt.extend_from_slice(&suffix);
-            self.exec(&stmt, &what(first_row, in_stmt)).await?;
-            self.ctx.telemetry.add_rows_written(in_stmt as u64);
-            self.ctx.telemetry.add_bytes_written(stmt.len() as u64);
+        if stmt.rows > 0 {
+            self.send(tx, stmt, &suffix).await?;
         }
-        self.exec(b"COMMIT", "committing").await?;
-        self.in_tx = false;
         Ok(())
     }
 
