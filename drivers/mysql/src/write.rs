@@ -547,6 +547,21 @@ impl Job<'_> {
         self.conn.as_mut().expect("connected before running statements")
     }
 
+    /// Runs a commit point (`COMMIT`, the `RENAME` that swaps a table in) to its end even when
+    /// the step is cancelled meanwhile: abandoning it would leave its outcome unknown.
+    async fn exec_to_end(&mut self, sql: &[u8], what: &str) -> Result<(), DriverError> {
+        if self.opts.echo {
+            tracing::info!(step = %self.t.w.step, connection = %self.t.w.connection, sql = %first_line(sql), "mysql.writer");
+        }
+        let conn = self.conn.as_mut().expect("connected before running statements");
+        conn.query_drop(sql).await.map_err(|e| {
+            if !matches!(e, mysql_async::Error::Server(_)) {
+                self.interrupted = true;
+            }
+            map_write_error(e, &self.t.w, what)
+        })
+    }
+
     /// Runs one statement; `what` names it in errors.
     async fn exec(&mut self, sql: &[u8], what: &str) -> Result<(), DriverError> {
         if self.opts.echo {
@@ -577,6 +592,13 @@ impl Job<'_> {
     /// Runs a DDL statement and records it for `ddl_plan.sql`.
     async fn ddl(&mut self, sql: String, what: &str) -> Result<(), DriverError> {
         self.exec(sql.as_bytes(), what).await?;
+        self.ddl.push(sql);
+        Ok(())
+    }
+
+    /// Runs the `RENAME` that puts the rows in place (uncancellable, see [`Job::exec_to_end`]).
+    async fn rename(&mut self, sql: String, what: &str) -> Result<(), DriverError> {
+        self.exec_to_end(sql.as_bytes(), what).await?;
         self.ddl.push(sql);
         Ok(())
     }
@@ -638,7 +660,8 @@ impl Job<'_> {
                 self.stage = Some(stage.clone());
                 self.ddl(ddl, "creating the staging table").await?;
                 self.load(input, &stage, &names, hard_cap).await?;
-                self.ddl(format!("RENAME TABLE {stage} TO {target}"), "renaming the staging table into place").await?;
+                self.rename(format!("RENAME TABLE {stage} TO {target}"), "renaming the staging table into place")
+                    .await?;
                 self.done = true;
                 self.stage = None;
             }
@@ -651,19 +674,23 @@ impl Job<'_> {
                         self.stage = Some(stage.clone());
                         self.ddl(format!("CREATE TABLE {stage} LIKE {target}"), "creating the staging table").await?;
                         self.load(input, &stage, &names, hard_cap).await?;
-                        self.ddl(
+                        self.rename(
                             format!("RENAME TABLE {target} TO {old}, {stage} TO {target}"),
                             "swapping the staging table in",
                         )
                         .await?;
                         self.done = true;
                         self.stage = None;
-                        if let Err(e) = self.ddl(format!("DROP TABLE {old}"), "dropping the replaced table").await {
+                        let drop_old = format!("DROP TABLE {old}");
+                        if let Err(e) = self.exec_to_end(drop_old.as_bytes(), "dropping the replaced table").await {
                             tracing::warn!(step = %self.t.w.step, table = %old, error = %e.message, "mysql.writer: the new rows are in place, but the replaced table remains");
+                        } else {
+                            self.ddl.push(drop_old);
                         }
                     }
                     WriteMode::Append | WriteMode::Upsert => {
                         if self.opts.mode == WriteMode::Upsert {
+                            self.check_keys_in_input(&schema)?;
                             self.check_unique_key(&target).await?;
                         }
                         self.load(input, &target, &names, hard_cap).await?;
@@ -907,7 +934,7 @@ impl Job<'_> {
                 ));
             }
         }
-        self.exec(b"COMMIT", "committing").await?;
+        self.exec_to_end(b"COMMIT", "committing").await?;
         self.in_tx = false;
         Ok(())
     }
@@ -1118,5 +1145,21 @@ impl Job<'_> {
             });
         }
         err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn side_names_fit_mysql_identifiers() {
+        let long = "é".repeat(80);
+        let name = side_name(&long, "stage");
+        assert_eq!(name.chars().count(), 64);
+        assert!(name.contains("__osiris_stage_"));
+        let short = side_name("orders", "old");
+        assert!(short.starts_with("orders__osiris_old_") && short.len() == "orders__osiris_old_".len() + 8);
+        assert_ne!(side_name("t", "stage"), side_name("t", "stage"));
     }
 }

@@ -41,6 +41,8 @@ enum Feed {
     All,
     /// Send every batch, keep the input open, and cancel once the writer has sent `n` rows.
     CancelAfter(u64),
+    /// Send every batch, end the input, and cancel after this many milliseconds.
+    CancelAfterMs(u64),
 }
 
 async fn write_with(
@@ -82,7 +84,7 @@ async fn write_with(
                 break;
             }
         }
-        if feed == Feed::All {
+        if matches!(feed, Feed::All | Feed::CancelAfterMs(_)) {
             upstream.finish(true);
         } else {
             cancel.cancelled().await;
@@ -90,11 +92,18 @@ async fn write_with(
         }
     };
     let canceller = async {
-        if let Feed::CancelAfter(n) = feed {
-            while StepCounters::get(&tel.counters().rows_written) < n {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        match feed {
+            Feed::All => {}
+            Feed::CancelAfter(n) => {
+                while StepCounters::get(&tel.counters().rows_written) < n {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                cancel.cancel();
             }
-            cancel.cancel();
+            Feed::CancelAfterMs(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                cancel.cancel();
+            }
         }
     };
     let (result, (), ()) = tokio::join!(run, produce, canceller);
@@ -516,6 +525,37 @@ async fn cancellation_drops_the_staging_table_and_rolls_back() {
 }
 
 #[tokio::test]
+async fn cancelling_a_running_statement_kills_it_and_rolls_back() {
+    // A trigger makes every inserted row take 20 ms: a 200-row statement runs for 4 s.
+    let db = TestDb::create(&[
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+        "INSERT INTO t VALUES (0, 0)",
+        "CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH ROW SET NEW.v = NEW.v + SLEEP(0.02)",
+    ])
+    .await;
+    let data = batch(vec![("id", ids(1..401)), ("v", ids(1..401))]);
+    let started = std::time::Instant::now();
+    let w = write_with(
+        json!({"table": "t", "batch_size": 200}),
+        &db.name,
+        &server().password,
+        data.schema(),
+        vec![data],
+        Feed::CancelAfterMs(700),
+    )
+    .await;
+    let err = w.result.unwrap_err();
+    assert!(err.is_cancellation(), "{err}");
+    assert_eq!(w.rows_written, 0);
+    assert!(started.elapsed() < Duration::from_millis(3500), "took {:?}", started.elapsed());
+    assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "0"]]);
+    // The writer's killed connection is gone (its rollback done), nothing of it is left running.
+    let busy =
+        cells(&db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO `t`%'").await;
+    assert_eq!(busy, vec![vec!["0"]]);
+}
+
+#[tokio::test]
 async fn upsert_updates_and_inserts_on_the_key() {
     let db = TestDb::create(&[
         "CREATE TABLE t (a INT, b VARCHAR(5), v VARCHAR(10), n INT DEFAULT 7, PRIMARY KEY (a, b))",
@@ -548,9 +588,10 @@ async fn upsert_updates_and_inserts_on_the_key() {
     assert_eq!(cells(&db, "SELECT code, v FROM u ORDER BY code").await, vec![vec!["k1", "10"], vec!["k2", "11"]]);
     // No key on exactly those columns: a clear error before anything is written.
     let id_v = batch(vec![("id", ids(0..1)), ("v", ids(0..1))]);
+    let id_code = batch(vec![("id", ids(5..6)), ("code", Arc::new(StringArray::from(vec!["k9"]))), ("v", ids(0..1))]);
     let a_b = batch(vec![("a", ids(0..1)), ("b", Arc::new(StringArray::from(vec!["q"])))]);
     for (table, key, input) in
-        [("nokey", json!("id"), &id_v), ("t", json!("a"), &a_b), ("u", json!(["id", "code"]), &codes)]
+        [("nokey", json!("id"), &id_v), ("t", json!("a"), &a_b), ("u", json!(["id", "code"]), &id_code)]
     {
         let w = write(json!({"table": table, "mode": "upsert", "primary_key": key}), &db, input).await;
         let err = w.result.unwrap_err();
@@ -559,6 +600,11 @@ async fn upsert_updates_and_inserts_on_the_key() {
     }
     assert_eq!(cells(&db, "SELECT COUNT(*) FROM nokey").await, vec![vec!["0"]]);
     assert_eq!(cells(&db, "SELECT COUNT(*) FROM t").await, vec![vec!["4"]]);
+    // Upserting without the key columns in the input is refused up front.
+    let err =
+        write(json!({"table": "u", "mode": "upsert", "primary_key": "id"}), &db, &codes).await.result.unwrap_err();
+    assert_eq!(err.code, "write.schema_mismatch", "{err}");
+    assert!(err.message.contains("names 'id' that the input does not have"), "{}", err.message);
     // Upsert into a missing table creates it with the key; duplicates within the input: last wins.
     let dup = batch(vec![("id", Arc::new(Int32Array::from(vec![1, 2, 1]))), ("v", ids(1..4))]);
     write(json!({"table": "fresh", "mode": "upsert", "primary_key": "id"}), &db, &dup).await.result.unwrap();
