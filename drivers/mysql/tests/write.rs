@@ -479,6 +479,13 @@ async fn replace_swaps_the_table_atomically() {
     let empty = RecordBatch::new_empty(data.schema());
     write(json!({"table": "t", "mode": "replace"}), &db, &empty).await.result.unwrap();
     assert_eq!(cells(&db, "SELECT COUNT(*) FROM t").await, vec![vec!["0"]]);
+    // …and creates a missing table, empty, with the input's columns.
+    let w = write(json!({"table": "fresh", "mode": "replace"}), &db, &empty).await;
+    w.result.unwrap();
+    assert_eq!(w.rows_written, 0);
+    assert_eq!(cells(&db, "SELECT COUNT(*) FROM fresh").await, vec![vec!["0"]]);
+    let cols = query(&db, "SHOW COLUMNS FROM fresh").await;
+    assert_eq!(cols.iter().map(|c| c[0].clone().unwrap()).collect::<Vec<_>>(), vec!["id", "v"]);
 }
 
 #[tokio::test]
@@ -741,6 +748,29 @@ async fn every_extractor_type_round_trips_through_the_writer() {
     }
     let sql = format!("SELECT COUNT(*) FROM t JOIN t2 USING (id) WHERE {}", cond.join(" AND "));
     assert_eq!(cells(&db, &sql).await, vec![vec!["4"]]);
+
+    // The rest of the mapping: GEOMETRY (Binary) and a NULL-typed expression (Null).
+    exec(
+        &db,
+        &[
+            "CREATE TABLE geo (id INT PRIMARY KEY, g GEOMETRY)",
+            "INSERT INTO geo VALUES (1, ST_GeomFromText('POINT(1 2)')), (2, NULL)",
+        ],
+    )
+    .await;
+    let (schema, batches, _) =
+        extract(json!({"query": "SELECT id, g, NULL AS nothing FROM geo ORDER BY id"}), &db).await.unwrap();
+    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(types, vec![DataType::Int32, DataType::Binary, DataType::Null]);
+    write_batches(json!({"table": "geo2"}), &db, schema, batches).await.result.unwrap();
+    assert_eq!(
+        cells(
+            &db,
+            "SELECT geo.id, HEX(geo.g) <=> HEX(geo2.g), geo2.nothing IS NULL FROM geo JOIN geo2 USING (id) ORDER BY id"
+        )
+        .await,
+        vec![vec!["1", "1", "1"], vec!["2", "1", "1"]]
+    );
 }
 
 #[tokio::test]
