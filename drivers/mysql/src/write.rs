@@ -21,7 +21,7 @@ pub mod encode;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 use async_trait::async_trait;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
@@ -68,6 +68,17 @@ pub enum WriteMode {
     Upsert,
 }
 
+/// How rows are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadMethod {
+    /// `LOAD DATA LOCAL INFILE` when the server allows it and the mode is not `upsert`, else `INSERT`.
+    Auto,
+    /// Multi-row `INSERT` statements.
+    Insert,
+    /// One streamed `LOAD DATA LOCAL INFILE` (not with `upsert`).
+    LoadData,
+}
+
 impl WriteMode {
     fn parse(key: &str, s: &str) -> Result<WriteMode, DriverError> {
         match s {
@@ -112,6 +123,8 @@ struct RawConfig {
     #[serde(default)]
     batch_size: Option<u64>,
     #[serde(default)]
+    load_method: Option<String>,
+    #[serde(default)]
     pool_size: Option<u64>,
     #[serde(default)]
     pool_recycle: Option<u64>,
@@ -142,6 +155,7 @@ pub struct WriterOptions {
     pub create_if_missing: bool,
     pub truncate_before: bool,
     pub batch_size: usize,
+    pub load_method: LoadMethod,
     pub echo: bool,
     overrides: Overrides,
 }
@@ -232,6 +246,19 @@ impl WriterOptions {
             return Err(invalid(format!("invalid `batch_size` {batch_size}"))
                 .with_hint(format!("use a number of rows per INSERT statement between 1 and {MAX_BATCH_SIZE}")));
         }
+        let load_method = match raw.load_method.as_deref() {
+            None | Some("auto") => LoadMethod::Auto,
+            Some("insert") => LoadMethod::Insert,
+            Some("load_data") => LoadMethod::LoadData,
+            Some(other) => {
+                return Err(invalid(format!("invalid `load_method` '{other}'"))
+                    .with_hint("use `auto` (the default), `insert` or `load_data`"));
+            }
+        };
+        if load_method == LoadMethod::LoadData && mode == WriteMode::Upsert {
+            return Err(invalid("`load_method: load_data` cannot upsert (LOAD DATA has no ON DUPLICATE KEY UPDATE)")
+                .with_hint("use `load_method: auto` or `insert` with `mode: upsert`"));
+        }
         Ok(WriterOptions {
             table,
             schema: raw.schema.filter(|s| !s.trim().is_empty()),
@@ -240,6 +267,7 @@ impl WriterOptions {
             create_if_missing,
             truncate_before: raw.truncate_before.unwrap_or(false),
             batch_size: batch_size as usize,
+            load_method,
             echo: raw.echo.unwrap_or(false),
             overrides: Overrides { host: raw.host, port: raw.port, database: raw.database, user: raw.user },
         })
@@ -327,9 +355,18 @@ impl MysqlWriter {
                     "batch_size",
                     FieldType::Integer,
                     json!(DEFAULT_BATCH_SIZE),
-                    "Rows per INSERT statement (1 … 100000; a statement is also cut below the server's \
-                     max_allowed_packet).",
+                    "Rows per INSERT statement or LOAD DATA chunk (1 … 100000; a statement is also cut below the \
+                     server's max_allowed_packet).",
                 ),
+                ConfigField::with_default(
+                    "load_method",
+                    FieldType::String,
+                    json!("auto"),
+                    "How rows are sent: `auto` streams one LOAD DATA LOCAL INFILE when the server allows it \
+                     (local_infile=ON) and the mode is not upsert, else multi-row INSERTs; `insert` or \
+                     `load_data` force one. Both are exact and strict (any warning of LOAD DATA fails the step).",
+                )
+                .allowed(["auto", "insert", "load_data"]),
                 ConfigField::with_default(
                     "pool_size",
                     FieldType::Integer,
@@ -402,6 +439,7 @@ impl Driver for MysqlWriterDriver {
             stage: None,
             done: false,
             ddl: Vec::new(),
+            local_infile: false,
         };
         let result = job.run(&mut input).await;
         job.write_ddl_plan();
@@ -435,6 +473,8 @@ struct Job<'a> {
     done: bool,
     /// DDL statements run, for `ddl_plan.sql`.
     ddl: Vec<String>,
+    /// The server accepts `LOAD DATA LOCAL INFILE` (`@@local_infile`).
+    local_infile: bool,
 }
 
 /// The SQL text around the rows of one INSERT statement.
@@ -463,8 +503,10 @@ enum Stop {
 enum Sent {
     /// Every statement ran; the connection, for the COMMIT.
     Done(Conn),
-    /// A statement failed; the connection when it is still usable (a server error).
-    Failed { conn: Option<Conn>, err: mysql_async::Error, first_row: u64, rows: usize },
+    /// A statement failed (`what` it was doing); the connection when it is still usable.
+    Failed { conn: Option<Conn>, err: mysql_async::Error, what: String },
+    /// `LOAD DATA` ran but the server reported warnings (with `LOCAL`, data errors are warnings).
+    Rejected { conn: Conn, warnings: String },
 }
 
 /// Runs the statements it receives, in order, on `conn`; stops at the first failure.
@@ -473,6 +515,7 @@ async fn send_statements(
     mut rx: tokio::sync::mpsc::Receiver<Statement>,
     telemetry: osiris_engine::telemetry::StepTelemetry,
     echo: Option<(String, String)>,
+    table: String,
 ) -> Sent {
     while let Some(s) = rx.recv().await {
         if let Some((step, connection)) = &echo {
@@ -485,11 +528,70 @@ async fn send_statements(
             }
             Err(err) => {
                 let usable = matches!(err, mysql_async::Error::Server(_));
-                return Sent::Failed { conn: usable.then_some(conn), err, first_row: s.first_row, rows: s.rows };
+                let what =
+                    format!("writing input rows {}–{} into {table}", s.first_row, s.first_row + s.rows as u64 - 1);
+                return Sent::Failed { conn: usable.then_some(conn), err, what };
             }
         }
     }
     Sent::Done(conn)
+}
+
+/// Runs one `LOAD DATA LOCAL INFILE` statement (`sql`) whose file is the stream of chunks it
+/// receives, each cut into pieces of at most `piece` bytes (below the server's packet limit).
+/// Afterwards any warning of level Warning or Error rejects the load: with `LOCAL`, the server
+/// reports data errors (NULL into NOT NULL, truncation, duplicate keys…) as warnings.
+async fn send_load(
+    mut conn: Conn,
+    rx: tokio::sync::mpsc::Receiver<Statement>,
+    telemetry: osiris_engine::telemetry::StepTelemetry,
+    echo: Option<(String, String)>,
+    table: String,
+    sql: String,
+    piece: usize,
+) -> Sent {
+    use futures::StreamExt;
+    if let Some((step, connection)) = &echo {
+        tracing::info!(step = %step, connection = %connection, sql = %sql, "mysql.writer");
+    }
+    // The handler must be Sync, so it builds the (non-Sync) stream when the server asks for it.
+    conn.set_infile_handler(async move {
+        let chunks = futures::stream::unfold(rx, move |mut rx| {
+            let telemetry = telemetry.clone();
+            async move {
+                let s = rx.recv().await?;
+                telemetry.add_rows_written(s.rows as u64);
+                telemetry.add_bytes_written(s.sql.len() as u64);
+                let pieces: Vec<Vec<u8>> =
+                    if s.sql.len() <= piece { vec![s.sql] } else { s.sql.chunks(piece).map(<[u8]>::to_vec).collect() };
+                Some((futures::stream::iter(pieces.into_iter().map(|p| Ok(p.into()))), rx))
+            }
+        });
+        Ok(chunks.flatten().boxed())
+    });
+    let what = format!("loading the input into {table}");
+    if let Err(err) = conn.query_drop(sql.as_str()).await {
+        let usable = matches!(err, mysql_async::Error::Server(_));
+        return Sent::Failed { conn: usable.then_some(conn), err, what };
+    }
+    if conn.get_warnings() == 0 {
+        return Sent::Done(conn);
+    }
+    let shown: Result<Vec<(String, u32, String)>, _> = conn.query("SHOW WARNINGS LIMIT 10").await;
+    match shown {
+        Err(err) => {
+            let usable = matches!(err, mysql_async::Error::Server(_));
+            Sent::Failed { conn: usable.then_some(conn), err, what }
+        }
+        Ok(rows) => {
+            let bad: Vec<String> = rows
+                .into_iter()
+                .filter(|(level, _, _)| level != "Note")
+                .map(|(_, code, message)| format!("{message} (warning {code})"))
+                .collect();
+            if bad.is_empty() { Sent::Done(conn) } else { Sent::Rejected { conn, warnings: bad.join("; ") } }
+        }
+    }
 }
 
 /// A random hex tag for side table names.
@@ -606,12 +708,13 @@ impl Job<'_> {
     async fn run(&mut self, input: &mut StepInput) -> Result<(), DriverError> {
         self.connect().await?;
         // The literals rely on NO_BACKSLASH_ESCAPES; make sure the session has it.
-        let (sql_mode, max_packet): (String, u64) = self
+        let (sql_mode, max_packet, local_infile): (String, u64, i64) = self
             .conn()
-            .query_first("SELECT @@SESSION.sql_mode, @@max_allowed_packet")
+            .query_first("SELECT @@SESSION.sql_mode, @@max_allowed_packet, @@local_infile")
             .await
             .map_err(|e| map_write_error(e, &self.t.w, "reading the session settings"))?
             .unwrap_or_default();
+        self.local_infile = local_infile != 0;
         if !sql_mode.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES") {
             return Err(DriverError::new(
                 "write.failed",
@@ -632,7 +735,6 @@ impl Job<'_> {
 
         let target = self.opts.qualified(&self.opts.table);
         let existing = self.table_columns(&target).await?;
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         match existing {
             None => {
                 if !self.opts.create_if_missing {
@@ -659,7 +761,7 @@ impl Job<'_> {
                 })?;
                 self.stage = Some(stage.clone());
                 self.ddl(ddl, "creating the staging table").await?;
-                self.load(input, &stage, &names, hard_cap).await?;
+                self.load(input, &stage, &schema, hard_cap).await?;
                 self.rename(format!("RENAME TABLE {stage} TO {target}"), "renaming the staging table into place")
                     .await?;
                 self.done = true;
@@ -673,7 +775,7 @@ impl Job<'_> {
                         let old = self.opts.qualified(&side_name(&self.opts.table, "old"));
                         self.stage = Some(stage.clone());
                         self.ddl(format!("CREATE TABLE {stage} LIKE {target}"), "creating the staging table").await?;
-                        self.load(input, &stage, &names, hard_cap).await?;
+                        self.load(input, &stage, &schema, hard_cap).await?;
                         self.rename(
                             format!("RENAME TABLE {target} TO {old}, {stage} TO {target}"),
                             "swapping the staging table in",
@@ -693,7 +795,7 @@ impl Job<'_> {
                             self.check_keys_in_input(&schema)?;
                             self.check_unique_key(&target).await?;
                         }
-                        self.load(input, &target, &names, hard_cap).await?;
+                        self.load(input, &target, &schema, hard_cap).await?;
                         self.done = true;
                     }
                 }
@@ -845,6 +947,32 @@ impl Job<'_> {
         .with_hint("set `primary_key` to the columns of one of the table's unique keys, or add such a key (ALTER TABLE … ADD UNIQUE)"))
     }
 
+    /// `LOAD DATA LOCAL INFILE` in the default field format (see [`RowPrinter::tsv_row`]);
+    /// binary columns arrive as hex and go through `UNHEX()`. The session has
+    /// `NO_BACKSLASH_ESCAPES`, so `'\\'` is one backslash; tab and newline are written as themselves.
+    fn load_statement(&self, into: &str, names: &[String], types: &[DataType]) -> String {
+        let mut targets = Vec::with_capacity(names.len());
+        let mut sets = Vec::new();
+        for (i, (n, t)) in names.iter().zip(types).enumerate() {
+            if encode::is_binary_type(t) {
+                targets.push(format!("@osiris_{i}"));
+                sets.push(format!("{} = UNHEX(@osiris_{i})", quote_ident(n)));
+            } else {
+                targets.push(quote_ident(n));
+            }
+        }
+        let mut sql = format!(
+            "LOAD DATA LOCAL INFILE 'osiris-input' INTO TABLE {into} CHARACTER SET utf8mb4 \
+             FIELDS TERMINATED BY '\t' ENCLOSED BY '' ESCAPED BY '\\' LINES TERMINATED BY '\n' STARTING BY '' ({})",
+            targets.join(", ")
+        );
+        if !sets.is_empty() {
+            sql.push_str(" SET ");
+            sql.push_str(&sets.join(", "));
+        }
+        sql
+    }
+
     fn insert_statement(&self, into: &str, names: &[String]) -> Insert {
         let cols: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
         let prefix = format!("INSERT INTO {into} ({}) VALUES\n", cols.join(", ")).into_bytes();
@@ -874,19 +1002,47 @@ impl Job<'_> {
         &mut self,
         input: &mut StepInput,
         into: &str,
-        names: &[String],
+        schema: &SchemaRef,
         hard_cap: usize,
     ) -> Result<(), DriverError> {
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let names = names.as_slice();
+        let input_types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let input_types = input_types.as_slice();
         self.exec(b"START TRANSACTION", "starting a transaction").await?;
         self.in_tx = true;
         if self.opts.truncate_before && self.opts.mode != WriteMode::Replace && self.stage.is_none() {
             self.exec(format!("DELETE FROM {into}").as_bytes(), "deleting the table's rows (truncate_before)").await?;
         }
+        let use_load = match self.opts.load_method {
+            LoadMethod::Insert => false,
+            LoadMethod::Auto => self.local_infile && self.opts.mode != WriteMode::Upsert,
+            LoadMethod::LoadData => {
+                if !self.local_infile {
+                    return Err(DriverError::new(
+                        "write.failed",
+                        format!(
+                            "{}: the server does not allow LOAD DATA LOCAL INFILE (local_infile is OFF)",
+                            self.prefix()
+                        ),
+                    )
+                    .with_hint("use `load_method: auto` or `insert`, or SET GLOBAL local_infile = 1 on the server"));
+                }
+                true
+            }
+        };
         let conn = self.conn.take().expect("connected before loading");
         let (tx, rx) = tokio::sync::mpsc::channel::<Statement>(1);
         let echo = self.opts.echo.then(|| (self.t.w.step.clone(), self.t.w.connection.clone()));
-        let mut sender = tokio::spawn(send_statements(conn, rx, self.ctx.telemetry.clone(), echo));
-        let stop = self.print_statements(input, into, names, hard_cap, &tx).await;
+        let telemetry = self.ctx.telemetry.clone();
+        let mut sender = if use_load {
+            let sql = self.load_statement(into, names, input_types);
+            let piece = hard_cap.min(4 << 20);
+            tokio::spawn(send_load(conn, rx, telemetry, echo, self.display_table(), sql, piece))
+        } else {
+            tokio::spawn(send_statements(conn, rx, telemetry, echo, self.display_table()))
+        };
+        let stop = self.print_statements(input, into, names, hard_cap, use_load, &tx).await;
         drop(tx);
         let sent = if matches!(stop, Err(Stop::Cancelled)) {
             sender.abort();
@@ -904,11 +1060,24 @@ impl Job<'_> {
         let table_name = self.display_table();
         match sent {
             Ok(Sent::Done(conn)) => self.conn = Some(conn),
-            Ok(Sent::Failed { conn, err, first_row, rows }) => {
+            Ok(Sent::Failed { conn, err, what }) => {
                 self.interrupted = conn.is_none();
                 self.conn = conn;
-                let what = format!("writing input rows {first_row}–{} into {table_name}", first_row + rows as u64 - 1);
-                return Err(map_write_error(err, &self.t.w, &what));
+                let refused = matches!(&err, mysql_async::Error::Server(e) if e.code == 1148 || e.code == 3948);
+                let err = map_write_error(err, &self.t.w, &what);
+                return Err(if refused {
+                    err.with_hint("the server refuses LOAD DATA LOCAL INFILE; set `load_method: insert`")
+                } else {
+                    err
+                });
+            }
+            Ok(Sent::Rejected { conn, warnings }) => {
+                self.conn = Some(conn);
+                return Err(DriverError::new(
+                    "write.failed",
+                    format!("{}: loading the input into {table_name} failed: {warnings}", self.prefix()),
+                )
+                .with_hint("rows are numbered from 1 in input order; fix the data or the table definition"));
             }
             Err(join) => {
                 // Aborted (cancellation) or panicked: the connection went with the task.
@@ -962,10 +1131,14 @@ impl Job<'_> {
         into: &str,
         names: &[String],
         hard_cap: usize,
+        tsv: bool,
         tx: &tokio::sync::mpsc::Sender<Statement>,
     ) -> Result<(), Stop> {
-        let Insert { prefix, suffix } = self.insert_statement(into, names);
-        let soft_cap = hard_cap.min(SOFT_STATEMENT_BYTES);
+        // LOAD DATA chunks are plain lines (the sender cuts them into packets); INSERTs have
+        // their statement text around the rows and must each fit in one packet.
+        let Insert { prefix, suffix } =
+            if tsv { Insert { prefix: Vec::new(), suffix: Vec::new() } } else { self.insert_statement(into, names) };
+        let soft_cap = if tsv { hard_cap.min(4 << 20) } else { hard_cap.min(SOFT_STATEMENT_BYTES) };
         let new_statement = |first_row: u64| {
             let mut sql = Vec::with_capacity(soft_cap.min(1 << 20));
             sql.extend_from_slice(&prefix);
@@ -1002,7 +1175,8 @@ impl Job<'_> {
             for r in 0..batch.num_rows() {
                 row_no += 1;
                 row_buf.clear();
-                printer.row(r, &mut row_buf).map_err(|e| {
+                let printed = if tsv { printer.tsv_row(r, &mut row_buf) } else { printer.row(r, &mut row_buf) };
+                printed.map_err(|e| {
                     Stop::Failed(
                         DriverError::new(
                             "write.failed",
@@ -1016,7 +1190,7 @@ impl Job<'_> {
                         .with_hint("fix or filter the value in a SQL step before the writer"),
                     )
                 })?;
-                if prefix.len() + row_buf.len() + suffix.len() > hard_cap {
+                if !tsv && prefix.len() + row_buf.len() + suffix.len() > hard_cap {
                     return Err(Stop::Failed(
                         DriverError::new(
                             "write.failed",
@@ -1035,7 +1209,7 @@ impl Job<'_> {
                     let full = std::mem::replace(&mut stmt, new_statement(row_no));
                     self.send(tx, full, &suffix).await?;
                 }
-                if stmt.rows > 0 {
+                if stmt.rows > 0 && !tsv {
                     stmt.sql.extend_from_slice(b",\n");
                 }
                 stmt.sql.extend_from_slice(&row_buf);

@@ -146,6 +146,22 @@ async fn exec(db: &TestDb, statements: &[&str]) {
     conn.disconnect().await.unwrap();
 }
 
+/// The two ways rows are sent (`auto` is `load_data` on a server with local_infile=ON, except
+/// for upserts).
+const METHODS: [&str; 2] = ["insert", "load_data"];
+
+/// `cfg` with `load_method: method`.
+fn with_method(mut cfg: Value, method: &str) -> Value {
+    cfg["load_method"] = json!(method);
+    cfg
+}
+
+/// The part of a failure message that locates the bad row: the INSERT statement's row range,
+/// or the row number LOAD DATA reports.
+fn row_hint(method: &str, first: u64, bad: u64) -> String {
+    if method == "insert" { format!("input rows {first}–{bad}") } else { format!("at row {bad}") }
+}
+
 /// Text cells of a one-column-per-value query, `NULL` for NULL.
 async fn cells(db: &TestDb, sql: &str) -> Vec<Vec<String>> {
     query(db, sql)
@@ -180,18 +196,18 @@ fn ids(range: std::ops::Range<i32>) -> ArrayRef {
 }
 
 const NASTY: [Option<&str>; 12] = [
-    Some("it's"),
+    Some("it's trailing space "),
     Some("back\\slash \\' \\\\"),
     Some("new\nline\ttab\rcr"),
     Some("nul\0byte"),
     Some("ünïcödé 😀 Žluťoučký"),
     Some(""),
     None,
-    Some("\"quoted\", comma"),
+    Some("\"quoted\", comma %_ like ` backquote"),
     Some("x'); DROP TABLE t; --"),
-    Some("%_ like ` backquote"),
+    Some("NULL"),
     Some("\u{0}\u{1}\u{7f}"),
-    Some("trailing space "),
+    Some("\\N"),
 ];
 
 /// One column of every value kind, 12 rows (row 7 mostly NULL).
@@ -339,23 +355,27 @@ fn assert_same_values(want: &RecordBatch, got: &RecordBatch) {
 async fn append_creates_the_table_and_writes_every_value_exactly() {
     let db = TestDb::create(&[]).await;
     let data = every_kind();
-    let w = write(json!({"table": "kinds", "primary_key": "id"}), &db, &data).await;
-    w.result.unwrap();
-    assert_eq!(w.rows_written, 12);
-    assert_same_values(&data, &read_back(&db, "kinds").await);
-    // Byte-exact text (including NUL, backslashes and the empty string vs NULL) in SQL too.
-    let hex = cells(&db, "SELECT id, HEX(s), s IS NULL, HEX(b) FROM kinds ORDER BY id").await;
-    for (r, want) in NASTY.iter().enumerate() {
-        let want_hex = want.map(|s| s.bytes().map(|b| format!("{b:02X}")).collect::<String>());
-        assert_eq!(hex[r][1], want_hex.unwrap_or_else(|| "NULL".into()), "row {r}");
-        assert_eq!(hex[r][2], if want.is_none() { "1" } else { "0" });
+    for method in METHODS {
+        let table = format!("kinds_{method}");
+        let w = write(with_method(json!({"table": table, "primary_key": "id"}), method), &db, &data).await;
+        w.result.unwrap();
+        assert_eq!(w.rows_written, 12);
+        assert_same_values(&data, &read_back(&db, &table).await);
+        // Byte-exact text (including NUL, backslashes and the empty string vs NULL) in SQL too.
+        let hex = cells(&db, &format!("SELECT id, HEX(s), s IS NULL, HEX(b) FROM {table} ORDER BY id")).await;
+        for (r, want) in NASTY.iter().enumerate() {
+            let want_hex = want.map(|s| s.bytes().map(|b| format!("{b:02X}")).collect::<String>());
+            assert_eq!(hex[r][1], want_hex.unwrap_or_else(|| "NULL".into()), "{method} row {r}");
+            assert_eq!(hex[r][2], if want.is_none() { "1" } else { "0" });
+        }
+        assert_eq!(hex[5][3], "", "empty binary is not NULL");
+        assert_eq!(hex[6][3], "NULL");
+        // Appending again to the existing table adds the rows.
+        let more = batch(vec![("id", ids(100..103)), ("s", Arc::new(StringArray::from(vec!["a", "b", "c"])))]);
+        write(with_method(json!({"table": table}), method), &db, &more).await.result.unwrap();
+        let counts = cells(&db, &format!("SELECT COUNT(*), SUM(d IS NULL) FROM {table}")).await;
+        assert_eq!(counts, vec![vec!["15", "4"]]);
     }
-    assert_eq!(hex[5][3], "", "empty binary is not NULL");
-    assert_eq!(hex[6][3], "NULL");
-    // Appending again to the existing table adds the rows.
-    let more = batch(vec![("id", ids(100..103)), ("s", Arc::new(StringArray::from(vec!["a", "b", "c"])))]);
-    write(json!({"table": "kinds"}), &db, &more).await.result.unwrap();
-    assert_eq!(cells(&db, "SELECT COUNT(*), SUM(d IS NULL) FROM kinds").await, vec![vec!["15", "4"]]);
     assert!(side_tables(&db).await.is_empty());
 }
 
@@ -418,21 +438,31 @@ async fn append_is_one_transaction_and_a_failure_leaves_nothing() {
         "INSERT INTO t VALUES (0, 'keep')",
     ])
     .await;
-    // Row 1500 violates NOT NULL, after 14 statements of 100 rows went through.
+    // Row 1500 violates NOT NULL, after 14 statements (chunks) of 100 rows went through.
     let v: Vec<Option<String>> = (1..=2000).map(|i| (i != 1500).then(|| format!("v{i}"))).collect();
     let data = batch(vec![("id", ids(1..2001)), ("v", Arc::new(StringArray::from(v)))]);
-    let w = write(json!({"table": "t", "batch_size": 100}), &db, &data).await;
-    let err = w.result.unwrap_err();
-    assert_eq!(err.code, "write.failed", "{err}");
-    assert!(err.message.contains("step 'write' (@mysql.testdb)"), "{}", err.message);
-    assert!(err.message.contains("input rows 1401–1500"), "{}", err.message);
-    assert!(w.rows_written >= 1400, "{}", w.rows_written);
-    assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "keep"]]);
+    // A duplicate of the existing key: an error with INSERT, a warning with LOAD DATA LOCAL.
+    let dup = batch(vec![("id", ids(0..1)), ("v", Arc::new(StringArray::from(vec!["dup"])))]);
+    for method in METHODS {
+        let w = write(with_method(json!({"table": "t", "batch_size": 100}), method), &db, &data).await;
+        let err = w.result.unwrap_err();
+        assert_eq!(err.code, "write.failed", "{err}");
+        assert!(err.message.contains("step 'write' (@mysql.testdb)"), "{}", err.message);
+        assert!(err.message.contains(&row_hint(method, 1401, 1500)), "{}", err.message);
+        assert!(w.rows_written >= 1400, "{}", w.rows_written);
+        assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "keep"]]);
 
-    // truncate_before deletes in the same transaction: a failure brings the rows back…
-    let w = write(json!({"table": "t", "batch_size": 100, "truncate_before": true}), &db, &data).await;
-    assert_eq!(w.result.unwrap_err().code, "write.failed");
-    assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "keep"]]);
+        let err = write(with_method(json!({"table": "t"}), method), &db, &dup).await.result.unwrap_err();
+        assert_eq!(err.code, "write.failed", "{err}");
+        assert!(err.message.contains("Duplicate entry '0'"), "{}", err.message);
+        assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "keep"]]);
+
+        // truncate_before deletes in the same transaction: a failure brings the rows back…
+        let cfg = with_method(json!({"table": "t", "batch_size": 100, "truncate_before": true}), method);
+        let w = write(cfg, &db, &data).await;
+        assert_eq!(w.result.unwrap_err().code, "write.failed");
+        assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "keep"]]);
+    }
     // …and a success replaces them.
     let ok = batch(vec![("id", ids(7..9)), ("v", Arc::new(StringArray::from(vec!["a", "b"])))]);
     write(json!({"table": "t", "truncate_before": true}), &db, &ok).await.result.unwrap();
@@ -468,12 +498,15 @@ async fn replace_swaps_the_table_atomically() {
     // A load failing mid-way (NOT NULL in row 250, statements of 50 rows) leaves the old table.
     let v: Vec<Option<String>> = (0..400).map(|i| (i != 249).then(|| format!("n{i}"))).collect();
     let bad = batch(vec![("id", ids(100..500)), ("v", Arc::new(StringArray::from(v)))]);
-    let w = write(json!({"table": "t", "write_mode": "replace", "batch_size": 50}), &db, &bad).await;
-    let err = w.result.unwrap_err();
-    assert_eq!(err.code, "write.failed", "{err}");
-    assert!(err.message.contains("@mysql.testdb") && err.message.contains("input rows 201–250"), "{}", err.message);
-    assert_eq!(cells(&db, "SELECT COUNT(*), MIN(id) FROM t").await, vec![vec!["3", "5"]]);
-    assert!(side_tables(&db).await.is_empty(), "{:?}", side_tables(&db).await);
+    for method in METHODS {
+        let cfg = with_method(json!({"table": "t", "write_mode": "replace", "batch_size": 50}), method);
+        let err = write(cfg, &db, &bad).await.result.unwrap_err();
+        assert_eq!(err.code, "write.failed", "{err}");
+        assert!(err.message.contains("@mysql.testdb"), "{}", err.message);
+        assert!(err.message.contains(&row_hint(method, 201, 250)), "{}", err.message);
+        assert_eq!(cells(&db, "SELECT COUNT(*), MIN(id) FROM t").await, vec![vec!["3", "5"]]);
+        assert!(side_tables(&db).await.is_empty(), "{:?}", side_tables(&db).await);
+    }
 
     // An empty input replaces the rows with none.
     let empty = RecordBatch::new_empty(data.schema());
@@ -496,10 +529,17 @@ async fn cancellation_drops_the_staging_table_and_rolls_back() {
     let batches: Vec<RecordBatch> = (0..5)
         .map(|k| RecordBatch::try_new(schema.clone(), vec![ids(100 + k * 100..200 + k * 100), ids(0..100)]).unwrap())
         .collect();
-    for mode in ["replace", "append", "upsert"] {
+    let runs = [
+        ("replace", "insert"),
+        ("replace", "load_data"),
+        ("append", "insert"),
+        ("append", "load_data"),
+        ("upsert", "auto"),
+    ];
+    for (mode, method) in runs {
         let started = std::time::Instant::now();
         let w = write_with(
-            json!({"table": "t", "mode": mode, "primary_key": "id", "batch_size": 50}),
+            with_method(json!({"table": "t", "mode": mode, "primary_key": "id", "batch_size": 50}), method),
             &db.name,
             &server().password,
             schema.clone(),
@@ -541,25 +581,30 @@ async fn cancelling_a_running_statement_kills_it_and_rolls_back() {
     ])
     .await;
     let data = batch(vec![("id", ids(1..401)), ("v", ids(1..401))]);
-    let started = std::time::Instant::now();
-    let w = write_with(
-        json!({"table": "t", "batch_size": 200}),
-        &db.name,
-        &server().password,
-        data.schema(),
-        vec![data],
-        Feed::CancelAfterMs(700),
-    )
-    .await;
-    let err = w.result.unwrap_err();
-    assert!(err.is_cancellation(), "{err}");
-    assert_eq!(w.rows_written, 0);
-    assert!(started.elapsed() < Duration::from_millis(3500), "took {:?}", started.elapsed());
-    assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "0"]]);
-    // The writer's killed connection is gone (its rollback done), nothing of it is left running.
-    let busy =
-        cells(&db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO `t`%'").await;
-    assert_eq!(busy, vec![vec!["0"]]);
+    for method in METHODS {
+        let started = std::time::Instant::now();
+        let w = write_with(
+            with_method(json!({"table": "t", "batch_size": 200}), method),
+            &db.name,
+            &server().password,
+            data.schema(),
+            vec![data.clone()],
+            Feed::CancelAfterMs(700),
+        )
+        .await;
+        let err = w.result.unwrap_err();
+        assert!(err.is_cancellation(), "{err}");
+        if method == "insert" {
+            // (LOAD DATA counts rows as they are streamed to the server.)
+            assert_eq!(w.rows_written, 0);
+        }
+        assert!(started.elapsed() < Duration::from_millis(3500), "{method} took {:?}", started.elapsed());
+        assert_eq!(cells(&db, "SELECT id, v FROM t").await, vec![vec!["0", "0"]]);
+        // The writer's killed connection is gone (its rollback done), nothing of it is left running.
+        let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                   WHERE INFO LIKE 'INSERT INTO `t`%' OR INFO LIKE 'LOAD DATA%'";
+        assert_eq!(cells(&db, sql).await, vec![vec!["0"]], "{method}");
+    }
 }
 
 #[tokio::test]
@@ -685,6 +730,21 @@ async fn identifiers_are_quoted_and_schema_qualifies_the_table() {
 }
 
 #[tokio::test]
+async fn text_is_converted_to_the_column_character_set() {
+    let db = TestDb::create(&["CREATE TABLE l (id INT PRIMARY KEY, s VARCHAR(10) CHARACTER SET latin1)"]).await;
+    for (k, method) in METHODS.iter().enumerate() {
+        let data = batch(vec![("id", ids(k as i32..k as i32 + 1)), ("s", Arc::new(StringArray::from(vec!["éř"])))]);
+        let w = write(with_method(json!({"table": "l"}), method), &db, &data).await;
+        let err = w.result.unwrap_err();
+        // "ř" has no latin1 (cp1252) code: strict mode refuses it instead of storing "?".
+        assert_eq!(err.code, "write.failed", "{method}: {err}");
+        let data = batch(vec![("id", ids(k as i32..k as i32 + 1)), ("s", Arc::new(StringArray::from(vec!["é"])))]);
+        write(with_method(json!({"table": "l"}), method), &db, &data).await.result.unwrap();
+    }
+    assert_eq!(cells(&db, "SELECT id, HEX(s) FROM l ORDER BY id").await, vec![vec!["0", "E9"], vec!["1", "E9"]]);
+}
+
+#[tokio::test]
 async fn many_batches_and_large_values_split_into_statements() {
     let db = TestDb::create(&[]).await;
     let schema =
@@ -700,15 +760,19 @@ async fn many_batches_and_large_values_split_into_statements() {
         let columns: Vec<ArrayRef> = vec![ids(k * 2500..(k + 1) * 2500), Arc::new(StringArray::from(s))];
         batches.push(RecordBatch::try_new(schema.clone(), columns).unwrap());
     }
-    let w = write_batches(json!({"table": "big", "primary_key": "id", "batch_size": 999}), &db, schema, batches).await;
-    w.result.unwrap();
-    assert_eq!(w.rows_written, 5000);
-    assert_eq!(
-        cells(&db, "SELECT COUNT(*), SUM(LENGTH(s)), COUNT(DISTINCT s) FROM big").await,
-        vec![vec!["5000".to_string(), total.to_string(), (2 * 2493 + 1).to_string()]]
-    );
-    let got = query(&db, "SELECT s FROM big WHERE id = 2507").await;
-    assert!(got[0][0].as_deref() == Some(big.as_str()));
+    for method in METHODS {
+        let table = format!("big_{method}");
+        let cfg = with_method(json!({"table": table, "primary_key": "id", "batch_size": 999}), method);
+        let w = write_batches(cfg, &db, schema.clone(), batches.clone()).await;
+        w.result.unwrap();
+        assert_eq!(w.rows_written, 5000);
+        assert_eq!(
+            cells(&db, &format!("SELECT COUNT(*), SUM(LENGTH(s)), COUNT(DISTINCT s) FROM {table}")).await,
+            vec![vec!["5000".to_string(), total.to_string(), (2 * 2493 + 1).to_string()]]
+        );
+        let got = query(&db, &format!("SELECT s FROM {table} WHERE id = 2507")).await;
+        assert!(got[0][0].as_deref() == Some(big.as_str()));
+    }
 }
 
 #[tokio::test]
@@ -716,9 +780,13 @@ async fn every_extractor_type_round_trips_through_the_writer() {
     let db = TestDb::create(&ALL_TYPES_SETUP).await;
     let (schema, batches, read) = extract(json!({"query": "SELECT * FROM t ORDER BY id"}), &db).await.unwrap();
     assert_eq!(read, 4);
-    let w = write_batches(json!({"table": "t2", "primary_key": "id"}), &db, schema.clone(), batches.clone()).await;
+    // t2 through INSERT, t3 through LOAD DATA: both must equal t.
+    let cfg = with_method(json!({"table": "t2", "primary_key": "id"}), "insert");
+    let w = write_batches(cfg, &db, schema.clone(), batches.clone()).await;
     w.result.unwrap();
     assert_eq!(w.rows_written, 4);
+    let cfg = with_method(json!({"table": "t3", "primary_key": "id"}), "load_data");
+    write_batches(cfg, &db, schema.clone(), batches.clone()).await.result.unwrap();
     // The same text as the extractor gives for the original table, for every column whose
     // Arrow type maps back to itself…
     let (schema2, batches2, _) = extract(json!({"query": "SELECT * FROM t2 ORDER BY id"}), &db).await.unwrap();
@@ -737,17 +805,20 @@ async fn every_extractor_type_round_trips_through_the_writer() {
     // BIT(1) → Boolean → BOOLEAN (TINYINT(1)) reads back as Int8; TIMESTAMP → UTC timestamp →
     // DATETIME(6) reads back without the zone.
     assert_eq!(differ, vec!["b1", "ts"]);
-    // …and in SQL, every column of both tables compares equal (NULL-safe), binary-exact for text.
-    let mut cond = Vec::new();
-    for f in schema.fields() {
-        let c = format!("`{}`", f.name());
-        cond.push(format!("t.{c} <=> t2.{c}"));
-        if matches!(f.data_type(), DataType::Utf8 | DataType::Binary) {
-            cond.push(format!("CAST(t.{c} AS BINARY) <=> CAST(t2.{c} AS BINARY)"));
+    // …and in SQL, every column of the copies compares equal to the original (NULL-safe),
+    // binary-exact for text.
+    for copy in ["t2", "t3"] {
+        let mut cond = Vec::new();
+        for f in schema.fields() {
+            let c = format!("`{}`", f.name());
+            cond.push(format!("t.{c} <=> {copy}.{c}"));
+            if matches!(f.data_type(), DataType::Utf8 | DataType::Binary) {
+                cond.push(format!("CAST(t.{c} AS BINARY) <=> CAST({copy}.{c} AS BINARY)"));
+            }
         }
+        let sql = format!("SELECT COUNT(*) FROM t JOIN {copy} USING (id) WHERE {}", cond.join(" AND "));
+        assert_eq!(cells(&db, &sql).await, vec![vec!["4"]], "{copy}");
     }
-    let sql = format!("SELECT COUNT(*) FROM t JOIN t2 USING (id) WHERE {}", cond.join(" AND "));
-    assert_eq!(cells(&db, &sql).await, vec![vec!["4"]]);
 
     // The rest of the mapping: GEOMETRY (Binary) and a NULL-typed expression (Null).
     exec(
@@ -829,4 +900,8 @@ fn config_is_checked_without_io() {
     assert!(err.hint.unwrap().contains("primary_key"));
     // replace needs no key (staging swap).
     assert!(check(json!({"table": "t", "mode": "replace"})).is_ok());
+    assert!(check(json!({"table": "t", "load_method": "insert", "mode": "upsert", "primary_key": "k"})).is_ok());
+    assert_eq!(code(json!({"table": "t", "load_method": "copy"})), "config.invalid");
+    let upsert_load = json!({"table": "t", "load_method": "load_data", "mode": "upsert", "primary_key": "k"});
+    assert_eq!(code(upsert_load), "config.invalid");
 }

@@ -233,14 +233,58 @@ impl RowPrinter {
                 out.extend_from_slice(b"NULL");
                 continue;
             }
-            value(col, row, out).map_err(|message| ValueError { column: i, message })?;
+            value(col, row, out, Style::Sql).map_err(|message| ValueError { column: i, message })?;
         }
         out.push(b')');
         Ok(())
     }
+
+    /// Appends `row` as one line of `LOAD DATA` input in its default format (fields separated
+    /// by a tab, lines ended by a newline, `\` escaping tab, newline, carriage return, NUL and
+    /// itself, `\N` for NULL). Binary values are hex, for `UNHEX()` in the statement.
+    pub fn tsv_row(&self, row: usize, out: &mut Vec<u8>) -> Result<(), ValueError> {
+        for (i, (col, nulls)) in self.cols.iter().zip(&self.nulls).enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                out.extend_from_slice(b"\\N");
+                continue;
+            }
+            value(col, row, out, Style::Tsv).map_err(|message| ValueError { column: i, message })?;
+        }
+        out.push(b'\n');
+        Ok(())
+    }
 }
 
-fn value(col: &Col, row: usize, out: &mut Vec<u8>) -> Result<(), String> {
+/// Whether binary data types print as hex for `LOAD DATA` (see [`RowPrinter::tsv_row`]).
+pub fn is_binary_type(dt: &DataType) -> bool {
+    match dt {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => true,
+        DataType::Dictionary(_, v) => is_binary_type(v),
+        _ => false,
+    }
+}
+
+/// How values are spelled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// SQL literals: quoted strings and temporal values, `X'…'` binary.
+    Sql,
+    /// `LOAD DATA` fields: bare text with backslash escapes, bare hex binary.
+    Tsv,
+}
+
+impl Style {
+    fn quote(self, out: &mut Vec<u8>) {
+        if self == Style::Sql {
+            out.push(b'\'');
+        }
+    }
+}
+
+fn value(col: &Col, row: usize, out: &mut Vec<u8>, style: Style) -> Result<(), String> {
     // Writing into a Vec<u8> cannot fail.
     match col {
         Col::Null => out.extend_from_slice(b"NULL"),
@@ -261,27 +305,62 @@ fn value(col: &Col, row: usize, out: &mut Vec<u8>) -> Result<(), String> {
         Col::Dec128(a, s) => write_decimal(out, &a.value(row).to_string(), *s),
         Col::Dec256(a, s) => write_decimal(out, &i256::to_string(&a.value(row)), *s),
         Col::Date32(a) => {
-            out.push(b'\'');
+            style.quote(out);
             write_date(out, i64::from(a.value(row)))?;
-            out.push(b'\'');
+            style.quote(out);
         }
         Col::Date64(a) => {
-            out.push(b'\'');
+            style.quote(out);
             write_date(out, a.value(row).div_euclid(86_400_000))?;
-            out.push(b'\'');
+            style.quote(out);
         }
-        Col::Timestamp(a, per_sec) => write_timestamp(out, a.value(row), *per_sec)?,
-        Col::Interval64(a, per_sec) => write_interval(out, i128::from(a.value(row)), *per_sec)?,
-        Col::Interval32(a, per_sec) => write_interval(out, i128::from(a.value(row)), *per_sec)?,
-        Col::Utf8(a) => write_str(out, a.value(row)),
-        Col::LargeUtf8(a) => write_str(out, a.value(row)),
-        Col::Utf8View(a) => write_str(out, a.value(row)),
-        Col::Binary(a) => write_hex(out, a.value(row)),
-        Col::LargeBinary(a) => write_hex(out, a.value(row)),
-        Col::BinaryView(a) => write_hex(out, a.value(row)),
-        Col::FixedBinary(a) => write_hex(out, a.value(row)),
+        Col::Timestamp(a, per_sec) => write_timestamp(out, a.value(row), *per_sec, style)?,
+        Col::Interval64(a, per_sec) => write_interval(out, i128::from(a.value(row)), *per_sec, style)?,
+        Col::Interval32(a, per_sec) => write_interval(out, i128::from(a.value(row)), *per_sec, style)?,
+        Col::Utf8(a) => write_text(out, a.value(row), style),
+        Col::LargeUtf8(a) => write_text(out, a.value(row), style),
+        Col::Utf8View(a) => write_text(out, a.value(row), style),
+        Col::Binary(a) => write_binary(out, a.value(row), style),
+        Col::LargeBinary(a) => write_binary(out, a.value(row), style),
+        Col::BinaryView(a) => write_binary(out, a.value(row), style),
+        Col::FixedBinary(a) => write_binary(out, a.value(row), style),
     }
     Ok(())
+}
+
+fn write_text(out: &mut Vec<u8>, s: &str, style: Style) {
+    match style {
+        Style::Sql => write_str(out, s),
+        Style::Tsv => write_escaped(out, s.as_bytes()),
+    }
+}
+
+fn write_binary(out: &mut Vec<u8>, b: &[u8], style: Style) {
+    match style {
+        Style::Sql => write_hex(out, b),
+        Style::Tsv => push_hex(out, b),
+    }
+}
+
+/// A `LOAD DATA` field: the bytes with `\`, tab, newline, carriage return and NUL escaped.
+pub fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len());
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = match b {
+            b'\\' => b'\\',
+            b'\t' => b't',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            0 => b'0',
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.push(b'\\');
+        out.push(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 /// `'…'` with every `'` doubled (the session has `NO_BACKSLASH_ESCAPES`).
@@ -303,14 +382,19 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// `X'…'` (lowercase hex).
 pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2 + 3);
     out.extend_from_slice(b"X'");
+    push_hex(out, bytes);
+    out.push(b'\'');
+}
+
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
     for &b in bytes {
         out.push(HEX[usize::from(b >> 4)]);
         out.push(HEX[usize::from(b & 15)]);
     }
-    out.push(b'\'');
 }
 
 fn write_f64(out: &mut Vec<u8>, v: f64) -> Result<(), String> {
@@ -414,28 +498,28 @@ fn write_fraction(out: &mut Vec<u8>, micros: u32) {
     }
 }
 
-fn write_timestamp(out: &mut Vec<u8>, v: i64, per_sec: i64) -> Result<(), String> {
+fn write_timestamp(out: &mut Vec<u8>, v: i64, per_sec: i64, style: Style) -> Result<(), String> {
     let (secs, micros) = split_micros(i128::from(v), per_sec)?;
     let secs = i64::try_from(secs).map_err(|_| "the timestamp is out of range".to_string())?;
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    out.push(b'\'');
+    style.quote(out);
     write_date(out, days)?;
     _ = write!(out, " {:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60);
     write_fraction(out, micros);
-    out.push(b'\'');
+    style.quote(out);
     Ok(())
 }
 
 /// `'[-]H:MM:SS[.ffffff]'`: a TIME literal (hours may exceed 24; the server checks its range).
-fn write_interval(out: &mut Vec<u8>, v: i128, per_sec: i64) -> Result<(), String> {
+fn write_interval(out: &mut Vec<u8>, v: i128, per_sec: i64, style: Style) -> Result<(), String> {
     let (secs, micros) = split_micros(v.abs(), per_sec)?;
-    out.push(b'\'');
+    style.quote(out);
     if v < 0 {
         out.push(b'-');
     }
     _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
     write_fraction(out, micros);
-    out.push(b'\'');
+    style.quote(out);
     Ok(())
 }
 
@@ -531,6 +615,28 @@ mod tests {
         );
         let a: ArrayRef = Arc::new(DurationNanosecondArray::from(vec![-3_723_250_000_000, 0, 3_020_399_999_999_000]));
         assert_eq!(print(a), vec!["('-01:02:03.250000')", "('00:00:00')", "('838:59:59.999999')"]);
+    }
+
+    #[test]
+    fn load_data_lines_escape_and_spell_null() {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![Some("a\tb\nc\rd\\e\0f 'g' \\N"), Some(""), None])),
+            Arc::new(BinaryArray::from(vec![Some(&b"\x00\t"[..]), Some(&b""[..]), None])),
+            Arc::new(arrow_array::Date32Array::from(vec![Some(0), Some(1), None])),
+            Arc::new(DurationNanosecondArray::from(vec![Some(-1_500_000_000), Some(0), None])),
+        ];
+        let p = RowPrinter::new(&cols).unwrap();
+        let mut out = Vec::new();
+        for r in 0..3 {
+            p.tsv_row(r, &mut out).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\tb\\nc\\rd\\\\e\\0f 'g' \\\\N\t0009\t1970-01-01\t-00:00:01.500000\n\
+             \t\t1970-01-02\t00:00:00\n\
+             \\N\t\\N\t\\N\t\\N\n"
+        );
+        assert!(is_binary_type(cols[1].data_type()) && !is_binary_type(cols[0].data_type()));
     }
 
     #[test]
