@@ -11,8 +11,10 @@
 //!   from the Arrow schema ([`ddl`]), loaded, and renamed into place, so it appears complete or
 //!   not at all.
 //!
-//! Rows are sent as multi-row `INSERT` statements of SQL literals ([`encode`]) under a session
-//! with `NO_BACKSLASH_ESCAPES`, `STRICT_ALL_TABLES` and `NO_AUTO_VALUE_ON_ZERO`, `SET NAMES
+//! Rows are streamed as one `LOAD DATA LOCAL INFILE` when the server allows it (and the mode is
+//! not upsert), else sent as multi-row `INSERT` statements of SQL literals ([`encode`]); any
+//! warning of `LOAD DATA` fails the step (with `LOCAL`, data errors are only warnings). The
+//! session has `NO_BACKSLASH_ESCAPES`, `STRICT_ALL_TABLES` and `NO_AUTO_VALUE_ON_ZERO`, `SET NAMES
 //! utf8mb4` and `time_zone = '+00:00'`.
 
 pub mod ddl;

@@ -1,4 +1,4 @@
-//! Arrow values → MySQL SQL literals, exactly.
+//! Arrow values → MySQL SQL literals (and `LOAD DATA` fields, [`RowPrinter::tsv_row`]), exactly.
 //!
 //! The writer's session runs with `NO_BACKSLASH_ESCAPES` (checked after connecting), so inside a
 //! `'…'` literal only the quote itself is special and is doubled; every other byte (backslash,
