@@ -164,3 +164,156 @@ fn the_movies_golden_path_exports_every_table_and_the_sql_transform() {
         assert!(project.file(&format!("out/{table}.csv")).is_file(), "{table}.csv missing");
     }
 }
+
+/// A fresh scratch database `osiris_t_<random>` (dropped by the guard) and a project whose
+/// connection `@mysql.test` points at it.
+fn scratch_db_project() -> (Db, Project) {
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random).unwrap();
+    let name = format!("osiris_t_{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    sql(&[format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")]);
+    let project = Project::new();
+    project.write(
+        "osiris_connections.yaml",
+        format!(
+            "version: 1\nconnections:\n  mysql:\n    test:\n      host: {host}\n      port: {port}\n      database: {name}\n      \
+             user: {user}\n      password: ${{OSIRIS_TEST_MYSQL_PASSWORD}}\n    bad:\n      host: {host}\n      \
+             port: {port}\n      database: {name}\n      user: {user}\n      password: ${{WRITER_WRONG_PASSWORD}}\n",
+            host = env("OSIRIS_TEST_MYSQL_HOST", "127.0.0.1"),
+            port = env("OSIRIS_TEST_MYSQL_PORT", "3306"),
+            user = env("OSIRIS_TEST_MYSQL_USER", "osiris_test"),
+        ),
+    );
+    (Db(name), project)
+}
+
+/// Every value kind the CSV extractor infers (plus a decimal through `dtype`), in the CSV
+/// writer's canonical text: NULL is an empty field, the empty string `""`.
+const ROUND_TRIP_CSV: &str = "id,n,amount,ratio,day,at,label\n\
+1,-9223372036854775808,-1234.500,0.1,2024-02-29,2024-01-02T03:04:05.000006,\"Žluťoučký, \"\"kůň\"\" 😀\"\n\
+2,9223372036854775807,0.000,1.7976931348623157e+308,1000-01-01,1999-12-31T23:59:59,\"\"\n\
+3,,,,,,\n\
+4,42,99999.999,-1.5e-07,9999-12-31,2024-06-30T23:59:59.123,\"line1\nline2, with comma\"\n\
+5,0,0.001,3.0,1970-01-01,1970-01-01T00:00:00,tab\there \\ backslash 'quote'\n";
+
+const CSV_TO_MYSQL: &str = r#"oml_version: "0.1.0"
+name: csv-to-mysql
+steps:
+  - id: read
+    component: filesystem.csv_extractor
+    mode: read
+    config:
+      path: in.csv
+      dtype: {amount: "decimal(12,3)"}
+  - id: write
+    component: mysql.writer
+    mode: write
+    needs: [read]
+    config:
+      connection: "@mysql.test"
+      table: roundtrip
+      mode: replace
+      primary_key: id
+"#;
+
+const MYSQL_TO_CSV: &str = r#"oml_version: "0.1.0"
+name: mysql-to-csv
+steps:
+  - id: extract
+    component: mysql.extractor
+    mode: read
+    config:
+      connection: "@mysql.test"
+      query: "SELECT * FROM roundtrip ORDER BY id"
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract]
+    config: {path: out/roundtrip.csv}
+"#;
+
+#[test]
+fn csv_to_mysql_writer_and_back_reproduces_the_csv_byte_for_byte() {
+    let (_db, project) = scratch_db_project();
+    project.write("in.csv", ROUND_TRIP_CSV);
+    project.write("to_mysql.yaml", CSV_TO_MYSQL);
+    project.write("to_csv.yaml", MYSQL_TO_CSV);
+    let password = env("OSIRIS_TEST_MYSQL_PASSWORD", "osiris_test");
+    // The first run creates the table, the second replaces it.
+    for round in 0..2 {
+        let output =
+            project.osiris(&["run", "to_mysql.yaml"]).env("OSIRIS_TEST_MYSQL_PASSWORD", &password).output().unwrap();
+        assert!(output.status.success(), "round {round}: {}", describe(&output));
+    }
+    let runs = project.run_dirs();
+    assert_eq!(runs.len(), 2);
+    for run_dir in &runs {
+        let metrics = common::jsonl(&run_dir.join("metrics.jsonl"));
+        let written: Vec<u64> = metrics
+            .iter()
+            .filter(|m| m["metric"] == "rows_written" && m["step_id"] == "write")
+            .map(|m| m["value"].as_u64().unwrap())
+            .collect();
+        assert_eq!(written, vec![5], "{metrics:?}");
+        // The config's `mode` (the write mode) reaches the driver as `write_mode`; `mode` is the
+        // component mode, as in Osiris's cfg files.
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("cfg/write.json")).unwrap()).unwrap();
+        assert_eq!((cfg["mode"].as_str(), cfg["write_mode"].as_str()), (Some("write"), Some("replace")), "{cfg}");
+    }
+    let plan = std::fs::read_to_string(runs[0].join("artifacts/write/ddl_plan.sql")).unwrap();
+    assert!(plan.contains("`id` BIGINT NOT NULL") && plan.contains("PRIMARY KEY (`id`)"), "{plan}");
+    let output = project.osiris(&["run", "to_csv.yaml"]).env("OSIRIS_TEST_MYSQL_PASSWORD", &password).output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(project.read_text("out/roundtrip.csv"), ROUND_TRIP_CSV);
+}
+
+#[test]
+fn mysql_writer_with_a_wrong_password_fails_naming_the_step_and_never_shows_the_password() {
+    let (_db, project) = scratch_db_project();
+    let secret = "Wr0ng-Wr1ter-Secret-7391";
+    project.write("in.csv", ROUND_TRIP_CSV);
+    project.write("p.yaml", CSV_TO_MYSQL.replace("@mysql.test", "@mysql.bad"));
+    let output = project.osiris(&["run", "p.yaml", "--verbose"]).env("WRITER_WRONG_PASSWORD", secret).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let text = describe(&output);
+    assert!(text.contains("step 'write' (@mysql.bad)"), "{text}");
+    assert!(text.contains("connection.auth_failed"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    let mut stack = vec![project.path().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{} has the password",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn mysql_writer_config_errors_fail_compilation() {
+    let project = Project::new();
+    project.write(
+        "osiris_connections.yaml",
+        "version: 1\nconnections:\n  mysql:\n    test: {host: h, database: d, user: u}\n",
+    );
+    let upsert = CSV_TO_MYSQL.replace("mode: replace\n      primary_key: id", "mode: upsert");
+    project.write("upsert.yaml", upsert);
+    let output = project.osiris(&["compile", "upsert.yaml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let text = describe(&output);
+    assert!(text.contains("step 'write' (mysql.writer)") && text.contains("primary_key"), "{text}");
+    let both = CSV_TO_MYSQL.replace("mode: replace", "mode: replace\n      write_mode: append");
+    project.write("both.yaml", both);
+    let output = project.osiris(&["compile", "both.yaml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(describe(&output).contains("`mode: replace` and `write_mode: append` disagree"), "{}", describe(&output));
+}

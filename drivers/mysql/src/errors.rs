@@ -26,6 +26,9 @@ mod code {
     pub const ER_BAD_DB_ERROR: u16 = 1049;
     pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
     pub const ER_ACCESS_DENIED_NO_PASSWORD_ERROR: u16 = 1698;
+    pub const ER_TABLEACCESS_DENIED_ERROR: u16 = 1142;
+    pub const ER_COLUMNACCESS_DENIED_ERROR: u16 = 1143;
+    pub const ER_SPECIFIC_ACCESS_DENIED_ERROR: u16 = 1227;
 }
 
 /// Whether a failure to connect (or to start the query) may go away if tried again.
@@ -158,4 +161,32 @@ fn describe(failure: Failure<'_>, w: &Where, connecting: bool) -> DriverError {
             format!("{prefix}: MySQL error: {detail}"),
         ),
     }
+}
+
+/// Maps an error of a statement the writer ran once connected: a missing privilege is
+/// `write.permission_denied`, any other server error `write.failed` (saying `what` failed), and
+/// a lost connection `connection.network` (as [`map_error`] does).
+pub fn map_write_error(err: mysql_async::Error, w: &Where, what: &str) -> DriverError {
+    let prefix = format!("step '{}' ({})", w.step, w.connection);
+    let mysql_async::Error::Server(e) = &err else {
+        return map_error(err, w, false);
+    };
+    let de = match e.code {
+        code::ER_DBACCESS_DENIED_ERROR
+        | code::ER_TABLEACCESS_DENIED_ERROR
+        | code::ER_COLUMNACCESS_DENIED_ERROR
+        | code::ER_SPECIFIC_ACCESS_DENIED_ERROR => DriverError::new(
+            "write.permission_denied",
+            format!("{prefix}: {what}: user '{}' lacks a privilege: {} (error {})", w.user, e.message, e.code),
+        )
+        .with_hint(format!(
+            "grant '{}' SELECT, INSERT, UPDATE, DELETE, CREATE, DROP and ALTER on database '{}'",
+            w.user, w.database
+        )),
+        _ => DriverError::new(
+            "write.failed",
+            format!("{prefix}: {what} failed: {} (error {}, SQLSTATE {})", e.message, e.code, e.state),
+        ),
+    };
+    de.with_source(err)
 }

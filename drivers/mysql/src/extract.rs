@@ -15,9 +15,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::decode::{DecodeError, RowDecoder};
-use crate::errors::{Where, connect_timeout, is_transient_wire, map_wire_error};
+use crate::errors::{connect_timeout, is_transient_wire, map_wire_error};
+use crate::session::{Overrides, Target};
 use crate::types::{Kind, ZeroDates, schema_of};
-use crate::wire::{self, Buffered, ConnectOptions, Connection};
+use crate::wire::{self, Buffered, Connection};
 use arrow_schema::SchemaRef;
 use mysql_common::packets::Column;
 use osiris_engine::runtime::cache::OutputSink;
@@ -317,11 +318,6 @@ pub struct MysqlExtractorDriver {
     pub opts: Options,
 }
 
-struct Target {
-    w: Where,
-    password: String,
-}
-
 impl MysqlExtractorDriver {
     fn target(&self, ctx: &StepContext) -> Result<Target, DriverError> {
         target_of(&self.opts, &ctx.step_id, ctx.connection.as_ref())
@@ -330,28 +326,13 @@ impl MysqlExtractorDriver {
 
 /// Where to connect: the step's overrides (`host`, `port`) over its connection's fields.
 fn target_of(opts: &Options, step_id: &str, conn: Option<&BoundConnection>) -> Result<Target, DriverError> {
-    {
-        let connection = conn.map(|c| format!("@{}.{}", c.family, c.alias)).unwrap_or_else(|| "@mysql".into());
-        let field = |name: &str| conn.and_then(|c| c.get_string(name)).filter(|s| !s.is_empty());
-        let host = opts.host.clone().or_else(|| field("host")).unwrap_or_else(|| "localhost".into());
-        let port = match opts.port {
-            Some(p) => p,
-            None => match field("port") {
-                None => 3306,
-                Some(p) => p.parse().map_err(|_| {
-                    invalid(format!("step '{step_id}': port '{p}' of {connection} is not a port number"))
-                })?,
-            },
-        };
-        let missing = |what: &str| {
-            DriverError::new("connection.invalid", format!("step '{step_id}': connection {connection} has no `{what}`"))
-                .with_hint(format!("add `{what}` to {connection} in osiris_connections.yaml"))
-        };
-        let database = field("database").or_else(|| opts.database.clone()).ok_or_else(|| missing("database"))?;
-        let user = field("user").or_else(|| opts.user.clone()).ok_or_else(|| missing("user"))?;
-        let password = conn.and_then(|c| c.get_string("password")).unwrap_or_default();
-        Ok(Target { w: Where { step: step_id.to_string(), connection, host, port, database, user }, password })
-    }
+    let overrides = Overrides {
+        host: opts.host.clone(),
+        port: opts.port,
+        database: opts.database.clone(),
+        user: opts.user.clone(),
+    };
+    Target::resolve(step_id, conn, &overrides)
 }
 
 /// `osiris connections doctor`: handshake and `SELECT 1`, through the client the extractor uses.
@@ -364,18 +345,6 @@ async fn check(conn: &BoundConnection) -> Result<(), DriverError> {
     connection.query_drop("SELECT 1").await.map_err(|e| map_wire_error(e, &target.w, false))?;
     connection.quit().await;
     Ok(())
-}
-
-impl Target {
-    fn connect_options(&self) -> ConnectOptions {
-        ConnectOptions {
-            host: self.w.host.clone(),
-            port: self.w.port,
-            user: self.w.user.clone(),
-            password: self.password.clone(),
-            database: Some(self.w.database.clone()),
-        }
-    }
 }
 
 /// Outcome of one attempt.

@@ -389,6 +389,16 @@ impl<'r> Compiler<'r> {
                 d.hint = e.hint.clone().or_else(|| Some(format!("see `osiris components show {}`", spec.name)));
                 errors.push(d);
             }
+            // `mode` in cfg/<step>.json is the component mode (set below, as Osiris does). A writer
+            // whose config takes a write mode under `mode` and its alias `write_mode` (Osiris's
+            // `write_mode|mode`) gets it as `write_mode`, so the setting reaches the driver. (If
+            // both were set and disagreed, `create` above reported it.)
+            if spec.field("mode").is_some()
+                && spec.field("write_mode").is_some()
+                && let Some(write_mode) = cfg.remove("mode")
+            {
+                cfg.entry("write_mode").or_insert(write_mode);
+            }
             cfg.insert("component".into(), Value::String(spec.name.clone()));
             cfg.insert("mode".into(), Value::String(mode.as_str().to_string()));
             manifest_steps.push(ManifestStep {
