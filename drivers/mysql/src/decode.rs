@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder, DurationMicrosecondBuilder,
-    Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, NullBuilder,
-    TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
+    DurationMicrosecondBuilder, Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
+    NullBuilder, TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, StringArray};
 use mysql_common::constants::ColumnType;
@@ -59,6 +59,9 @@ enum ColumnDecoder {
 /// Decodes the rows of one result set into Arrow arrays, batch after batch.
 pub struct RowDecoder {
     columns: Vec<ColumnDecoder>,
+    /// What each decoder is rebuilt from after a batch.
+    definitions: Vec<(Column, Kind)>,
+    capacity: usize,
     bitmap_len: usize,
     zero_dates: ZeroDates,
 }
@@ -73,8 +76,14 @@ impl RowDecoder {
     /// A decoder for rows of `columns`, mapped to `kinds` (see [`Kind::of`]), whose builders
     /// start with room for `capacity` rows.
     pub fn new(columns: &[Column], kinds: &[Kind], capacity: usize, zero_dates: ZeroDates) -> Self {
-        let decoders = columns.iter().zip(kinds).map(|(c, &k)| ColumnDecoder::new(c, k, capacity)).collect();
-        RowDecoder { columns: decoders, bitmap_len: (columns.len() + 9) / 8, zero_dates }
+        let decoders = columns.iter().zip(kinds).map(|(c, &k)| ColumnDecoder::new(c, k, capacity, 16)).collect();
+        RowDecoder {
+            columns: decoders,
+            definitions: columns.iter().cloned().zip(kinds.iter().copied()).collect(),
+            capacity,
+            bitmap_len: (columns.len() + 9) / 8,
+            zero_dates,
+        }
     }
 
     /// Appends one binary row (the packet payload, starting with its 0x00 header).
@@ -93,9 +102,17 @@ impl RowDecoder {
         Ok(())
     }
 
-    /// Takes the arrays built so far, leaving the decoder empty and reusable.
+    /// Takes the arrays built so far, leaving the decoder empty and reusable. The next batch's
+    /// builders start with the room this one needed: growing from nothing by doubling would copy
+    /// every buffer several times per batch.
     pub fn finish(&mut self) -> Result<Vec<ArrayRef>, DecodeError> {
-        self.columns.iter_mut().enumerate().map(|(i, c)| c.finish().map_err(|e| e.at(i))).collect()
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (i, ((column, kind), decoder)) in self.definitions.iter().zip(&mut self.columns).enumerate() {
+            let bytes_per_row = decoder.bytes_per_row();
+            let fresh = ColumnDecoder::new(column, *kind, self.capacity, bytes_per_row);
+            arrays.push(std::mem::replace(decoder, fresh).finish().map_err(|e| e.at(i))?);
+        }
+        Ok(arrays)
     }
 }
 
@@ -201,7 +218,8 @@ macro_rules! append_le {
 }
 
 impl ColumnDecoder {
-    fn new(column: &Column, kind: Kind, capacity: usize) -> ColumnDecoder {
+    /// `bytes_per_row` sizes the value buffer of text and binary columns.
+    fn new(column: &Column, kind: Kind, capacity: usize, bytes_per_row: usize) -> ColumnDecoder {
         match kind {
             Kind::Null => ColumnDecoder::Null(NullBuilder::new()),
             Kind::Int8 => ColumnDecoder::Int8(Int8Builder::with_capacity(capacity)),
@@ -236,8 +254,8 @@ impl ColumnDecoder {
                 ColumnDecoder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("+00:00"))
             }
             Kind::Duration => ColumnDecoder::Duration(DurationMicrosecondBuilder::with_capacity(capacity)),
-            Kind::Utf8 => ColumnDecoder::Utf8(BinaryBuilder::with_capacity(capacity, capacity * 16)),
-            Kind::Binary => ColumnDecoder::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::Utf8 => ColumnDecoder::Utf8(BinaryBuilder::with_capacity(capacity, capacity * bytes_per_row)),
+            Kind::Binary => ColumnDecoder::Binary(BinaryBuilder::with_capacity(capacity, capacity * bytes_per_row)),
         }
     }
 
@@ -287,6 +305,17 @@ impl ColumnDecoder {
         Ok(())
     }
 
+    /// Average value bytes per row so far (text and binary columns), rounded up, with a little
+    /// headroom; at least 16.
+    fn bytes_per_row(&self) -> usize {
+        match self {
+            ColumnDecoder::Utf8(b) | ColumnDecoder::Binary(b) if !b.is_empty() => {
+                (b.values_slice().len() * 9 / 8).div_ceil(b.len()).max(16)
+            }
+            _ => 16,
+        }
+    }
+
     fn append_null(&mut self) {
         match self {
             ColumnDecoder::Null(b) => b.append_null(),
@@ -310,8 +339,8 @@ impl ColumnDecoder {
         }
     }
 
-    fn finish(&mut self) -> Result<ArrayRef, ValueError> {
-        Ok(match self {
+    fn finish(mut self) -> Result<ArrayRef, ValueError> {
+        Ok(match &mut self {
             ColumnDecoder::Null(b) => Arc::new(b.finish()),
             ColumnDecoder::Int8(b) => Arc::new(b.finish()),
             ColumnDecoder::UInt8(b) => Arc::new(b.finish()),

@@ -158,6 +158,8 @@ impl Driver for CsvWriterDriver {
 struct ColumnText {
     data: Vec<u8>,
     ends: Vec<usize>,
+    /// A UTF-8 column is not formatted: its fields are copied straight from the array.
+    text: Option<arrow_array::StringArray>,
     /// The text may contain a delimiter, quote or line break (so it must be checked).
     may_quote: bool,
     /// Numbers are not quoted under `quoting: nonnumeric`.
@@ -218,7 +220,14 @@ impl CsvEncoder {
         let d = opts.delimiter;
         let cols = order
             .iter()
-            .map(|_| ColumnText { data: Vec::new(), ends: Vec::new(), may_quote: true, numeric: false, nulls: None })
+            .map(|_| ColumnText {
+                data: Vec::new(),
+                ends: Vec::new(),
+                text: None,
+                may_quote: true,
+                numeric: false,
+                nulls: None,
+            })
             .collect();
         CsvEncoder {
             delimiter: d,
@@ -266,10 +275,15 @@ impl CsvEncoder {
             })?;
             fill_column(col, array, self.delimiter_in_plain_text)?;
             // One scan of the whole column spares the per-field scans when nothing needs quotes.
-            col.may_quote = col.may_quote && needs_quotes(&col.data, self.delimiter);
+            let text = match &col.text {
+                Some(strings) => &strings.value_data()[strings.value_offsets()[0] as usize..],
+                None => &col.data[..],
+            };
+            col.may_quote = col.may_quote && needs_quotes(text, self.delimiter);
         }
         let quote_extra: usize = self.cols.iter().filter(|c| c.may_quote).map(|c| c.data.len() / 8 + 2).sum();
-        let data_len: usize = self.cols.iter().map(|c| c.data.len()).sum();
+        let data_len: usize =
+            self.cols.iter().map(|c| c.text.as_ref().map_or(c.data.len(), |t| t.value_data().len())).sum();
         out.reserve(data_len + quote_extra + batch.num_rows() * (self.cols.len() + self.newline.len() + 2));
         let single = self.cols.len() == 1;
         let delim = self.delimiter;
@@ -279,8 +293,12 @@ impl CsvEncoder {
                 if k > 0 {
                     out.push(delim);
                 }
-                let begin = if row == 0 { 0 } else { col.ends[row - 1] };
-                let field = &col.data[begin..col.ends[row]];
+                let field = match &col.text {
+                    // A NULL slot may hold bytes in arrays from other sources: never print them.
+                    Some(strings) if strings.is_null(row) => &[],
+                    Some(strings) => strings.value(row).as_bytes(),
+                    None => &col.data[if row == 0 { 0 } else { col.ends[row - 1] }..col.ends[row]],
+                };
                 let quote = if field.is_empty() {
                     // NULL is a bare empty field in every quoting mode and a non-null empty value
                     // (empty string or binary) is `""`, so readers can tell them apart. In a
@@ -301,6 +319,7 @@ impl CsvEncoder {
         }
         for col in &mut self.cols {
             col.nulls = None;
+            col.text = None;
         }
         self.transcode(out, start, "a value")
     }
@@ -381,6 +400,7 @@ macro_rules! each_value {
 fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> Result<(), DriverError> {
     col.data.clear();
     col.ends.clear();
+    col.text = None;
     col.ends.reserve(array.len());
     col.may_quote = delim_in_plain;
     col.numeric = false;
@@ -466,7 +486,7 @@ fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> 
         }),
         DataType::Utf8 => {
             col.may_quote = true;
-            each_value!(col, array.as_string::<i32>(), |o, v| o.extend_from_slice(v.as_bytes()))
+            col.text = Some(array.as_string::<i32>().clone());
         }
         DataType::LargeUtf8 => {
             col.may_quote = true;
