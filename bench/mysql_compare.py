@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shlex
 import shutil
@@ -72,7 +73,10 @@ tools (--tools, default all)
 measured per run
   wall s         from spawning the exporter to reaping it (time.perf_counter)
   client CPU s   user+sys of the exporter and every child it waited for (os.wait4 rusage)
-  peak RSS MiB   ru_maxrss of the exporter (and its children), 1 MiB = 2^20 bytes
+  peak RSS MiB   peak resident memory of the exporter and its children, 1 MiB = 2^20 bytes:
+                 wait4's ru_maxrss when it exceeds the harness's own peak, else the high-water
+                 mark (VmHWM) sampled from /proc every 20 ms. (A child of this Python process
+                 starts with the harness's RSS as its ru_maxrss; GNU time forks from ~1 MiB.)
   server CPU s   utime+stime delta of mariadbd/mysqld from /proc/<pid>/stat (includes a little
                  background InnoDB work)
   output MB      size of the file, 1 MB = 10^6 bytes
@@ -621,7 +625,7 @@ def count_line_breaks(path: Path) -> int:
     """LF bytes, plus one for a last line without a terminator. Fast (bytes.count, page cache)."""
     n, last = 0, b""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(16 << 20), b""):
+        for chunk in iter(lambda: f.read(1 << 20), b""):   # small chunks keep the harness's RSS low
             n += chunk.count(b"\n")
             last = chunk[-1:]
     return n + (1 if last not in (b"", b"\n") else 0)
@@ -635,6 +639,7 @@ def run_once(ctx: Context, tool: Tool, size: Size, run_no: int, expected_breaks:
     err_path = ctx.work / "logs" / f"{size.table}.{tool.name}.run{run_no}.stderr"
     stdout = open(inv.output, "wb") if inv.stdout_to_output else subprocess.DEVNULL
     rec: dict = {"run": run_no, "loadavg_1m_before": round(os.getloadavg()[0], 2)}
+    harness_maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     srv0 = ctx.server.cpu_seconds()
     started = time.perf_counter()
     with open(err_path, "wb") as err:
@@ -642,16 +647,21 @@ def run_once(ctx: Context, tool: Tool, size: Size, run_no: int, expected_breaks:
                                 env={**os.environ, **inv.env}, start_new_session=True)
         timer = threading.Timer(ctx.args.timeout, kill_group, (proc.pid,))
         timer.start()
+        rss = PeakRss(proc.pid)   # Popen returns after the exec, so it samples the exporter itself
+        rss.start()
         # wait4 rather than Popen.wait: its rusage covers the exporter and every child it reaped.
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         srv1 = ctx.server.cpu_seconds()
         timer.cancel()
+        peak_rss_mib, rss_source = rss.stop(ru.ru_maxrss, harness_maxrss_kib)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if stdout is not subprocess.DEVNULL:
         stdout.close()
     rec.update(wall_s=wall, client_user_s=ru.ru_utime, client_sys_s=ru.ru_stime,
-               client_cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mib=ru.ru_maxrss / 1024,
+               client_cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mib=peak_rss_mib,
+               peak_rss_source=rss_source, wait4_maxrss_mib=ru.ru_maxrss / 1024,
+               harness_maxrss_mib=harness_maxrss_kib / 1024,
                server_cpu_s=(srv1 - srv0) if srv0 is not None and srv1 is not None else None,
                exit_code=proc.returncode)
     if proc.returncode != 0:
@@ -660,6 +670,59 @@ def run_once(ctx: Context, tool: Tool, size: Size, run_no: int, expected_breaks:
     check_output(rec, inv, size, expected_breaks)
     finish_output(ctx, inv, tool, size)
     return rec
+
+
+class PeakRss(threading.Thread):
+    """Peak RSS of the exporter and its children, from the kernel's high-water mark (VmHWM in
+    /proc/<pid>/status), sampled every 20 ms while it runs; the last sample is the peak up to a
+    few ms before exit. Why not ru_maxrss from wait4: a child forked (or vforked) by this Python
+    process records the harness's own RSS as its max RSS at exec, so every tool would show at
+    least ~20-100 MiB. GNU time (the anchors' method) forks from a ~1 MiB process instead."""
+
+    def __init__(self, pid: int, interval: float = 0.02):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_kib = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self.done.wait(self.interval):
+                return
+
+    def sample(self) -> None:
+        for pid in self.tree(self.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+            if m:
+                self.peak_kib = max(self.peak_kib, int(m.group(1)))
+
+    @staticmethod
+    def tree(pid: int) -> list[int]:
+        pids, todo = [], [pid]
+        while todo:
+            p = todo.pop()
+            pids.append(p)
+            try:
+                for task in Path(f"/proc/{p}/task").iterdir():
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        return pids
+
+    def stop(self, wait4_maxrss_kib: int, harness_maxrss_kib: int) -> tuple[float, str]:
+        """The peak in MiB and where it comes from. wait4's ru_maxrss is max(the harness's RSS
+        at the fork, the exporter's own peak): when it is above the harness's peak it can only be
+        the exporter's, and exact; otherwise the sampled VmHWM is the answer."""
+        self.done.set()
+        self.join()
+        if wait4_maxrss_kib > harness_maxrss_kib:
+            return wait4_maxrss_kib / 1024, "wait4"
+        return self.peak_kib / 1024, "vmhwm"
 
 
 def kill_group(pid: int) -> None:
