@@ -496,7 +496,10 @@ def cli_invocation(ctx: Context, size: Size) -> Invocation:
 
 def cx_versions(python: Path) -> Optional[dict]:
     r = subprocess.run([str(python), str(CX_SCRIPT), "--versions"], capture_output=True, text=True, timeout=300)
-    return json.loads(r.stdout) if r.returncode == 0 else None
+    try:
+        return json.loads(r.stdout) if r.returncode == 0 else None
+    except ValueError:
+        return None
 
 
 def cx_prepare(ctx: Context) -> dict:
@@ -649,8 +652,14 @@ def run_once(ctx: Context, tool: Tool, size: Size, run_no: int, expected_breaks:
         timer.start()
         rss = PeakRss(proc.pid)   # Popen returns after the exec, so it samples the exporter itself
         rss.start()
-        # wait4 rather than Popen.wait: its rusage covers the exporter and every child it reaped.
-        _, status, ru = os.wait4(proc.pid, 0)
+        try:
+            # wait4 rather than Popen.wait: its rusage covers the exporter and every child it reaped.
+            _, status, ru = os.wait4(proc.pid, 0)
+        except BaseException:
+            # Ctrl-C does not reach the exporter (own session, for the timeout's group kill).
+            kill_group(proc.pid)
+            proc.wait()
+            raise
         wall = time.perf_counter() - started
         srv1 = ctx.server.cpu_seconds()
         timer.cancel()
@@ -837,7 +846,8 @@ def target(name: str, value: Optional[float], goal: float, spec: str) -> dict:
 def render(meta: dict, results: list[tuple[Size, dict]], tools: list[Tool], runs: int,
            tgs: list[dict]) -> str:
     lines = ["# MySQL → CSV side by side", "",
-             f"{meta['started']} on {meta['host']} ({meta['cpus']} CPUs, load {meta['loadavg_start']}); "
+             f"{meta['started']} on {meta['host']} ({meta['cpus']} CPUs, 1-min load average "
+             f"{meta['loadavg_start']} at the start, {meta['loadavg_end']} at the end); "
              f"server {meta['server_version']}, innodb_buffer_pool_size {meta['buffer_pool_bytes'] / GIB:.2f} GiB.",
              ""]
     for tool in tools:
@@ -890,7 +900,6 @@ def prepare_tools(ctx: Context, names: list[str]) -> list[Tool]:
 
 
 def run_size(ctx: Context, size: Size, tools: list[Tool]) -> dict:
-    ensure_table(ctx.server, size)
     log(f"warm-up read of {DB}.{size.table} …")
     started = time.perf_counter()
     rows, breaks = warm_up(ctx.server, size.table)
@@ -917,6 +926,8 @@ def run_size(ctx: Context, size: Size, tools: list[Tool]) -> dict:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     server = Server(args.admin)
+    for size in args.sizes:         # every table first: a wrong one must not stop a half-done suite
+        ensure_table(server, size)
     out = make_out_dir(args.out)
     work, csv_dir = out / "work", out / "csv"
     for d in (work, work / "logs", csv_dir):
