@@ -262,7 +262,7 @@ class Server:
 
     def query(self, text: str) -> str:
         """One value (first column of the first row); '' for an empty result, None as 'NULL'."""
-        out = self.sql(text, timeout=60)
+        out = self.sql(text, timeout=600)    # a COUNT(*) of a cold 10M table takes a while
         return out.split("\n", 1)[0].split("\t")[0]
 
     def _find_pid(self) -> Optional[int]:
@@ -926,6 +926,7 @@ def run_size(ctx: Context, size: Size, tools: list[Tool]) -> dict:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     server = Server(args.admin)
+    pool = ensure_buffer_pool(server, args.buffer_pool_bytes)   # before a generation, too
     for size in args.sizes:         # every table first: a wrong one must not stop a half-done suite
         ensure_table(server, size)
     out = make_out_dir(args.out)
@@ -940,7 +941,6 @@ def main(argv: list[str]) -> int:
     ctx = Context(args, server, password, out, work, csv_dir)
     try:
         prepare_client(ctx)
-        pool = ensure_buffer_pool(server, args.buffer_pool_bytes)
         tools = prepare_tools(ctx, args.tool_names)
         meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
                 "cpus": os.cpu_count(), "loadavg_start": round(os.getloadavg()[0], 2),
