@@ -45,6 +45,7 @@ TARGET_CPU_US_ROW = 0.6      # osiris client CPU µs per row
 TARGET_RSS_MIB = 100.0       # osiris peak RSS
 TARGET_RSS_SCALING = 1.2     # osiris peak RSS at the largest size / at the smallest
 
+LOCK_FILE_TEXT = str(Path(tempfile.gettempdir()) / "osiris-mysql-bench.lock")
 HELP_EPILOG = f"""\
 what it does, in order
   1. Checks that MariaDB answers as root over the unix socket (--admin, default `mariadb -uroot`)
@@ -88,6 +89,9 @@ CPU <= {TARGET_CPU_US_ROW} µs/row, osiris peak RSS <= {TARGET_RSS_MIB:g} MiB, a
 osiris peak RSS largest/smallest <= {TARGET_RSS_SCALING}. Each is printed as PASS or MISS.
 
 output: the report is printed and written to OUT/report.md; OUT/report.json has every raw run.
+one invocation at a time: a second one exits with an error while the first holds
+{LOCK_FILE_TEXT}.
+
 exit status: 0 when every available tool produced the right row count in every run; 1 when a
 tool failed, was flagged, or osiris was not available; 2 on a set-up error (server unreachable,
 wrong table, bad option).
@@ -607,8 +611,10 @@ def remove(path: Path) -> None:
 
 
 def last_line(text: str) -> str:
+    """The line of a tool's stderr that says what went wrong: the last one, skipping hints."""
     lines = [l for l in text.strip().splitlines() if l.strip()]
-    return lines[-1] if lines else "(no output)"
+    errors = [l for l in lines if not l.lower().startswith("hint:")]
+    return (errors or lines or ["(no output)"])[-1]
 
 
 def sha256_file(path: Path) -> str:
@@ -747,7 +753,7 @@ def check_output(rec: dict, inv: Invocation, size: Size, expected_breaks: int) -
         rec.update(output_bytes=0, rows=0)
     else:
         rec["output_bytes"] = inv.output.stat().st_size
-        rec["rows"] = count_line_breaks(inv.output) - inv.header_lines - expected_breaks
+        rec["rows"] = max(0, count_line_breaks(inv.output) - inv.header_lines - expected_breaks)
     rec["rows_ok"] = rec["rows"] == size.rows
     if not rec["rows_ok"] and "error" not in rec:
         rec["error"] = f"output has {rec['rows']:,} rows, the table {size.rows:,}"
@@ -923,8 +929,31 @@ def run_size(ctx: Context, size: Size, tools: list[Tool]) -> dict:
     return result
 
 
+LOCK_FILE = Path(tempfile.gettempdir()) / "osiris-mysql-bench.lock"
+
+
+def take_lock():
+    """One invocation at a time on a machine: two would disturb each other's timings, and each
+    resets the benchmark account's password. The lock is released when the process ends."""
+    import fcntl
+    f = open(LOCK_FILE, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        raise BenchError(f"another mysql_compare.py is running (pid {holder}, lock {LOCK_FILE}); "
+                         "wait for it to finish") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    lock = take_lock()  # noqa: F841 (held until exit)
     server = Server(args.admin)
     pool = ensure_buffer_pool(server, args.buffer_pool_bytes)   # before a generation, too
     for size in args.sizes:         # every table first: a wrong one must not stop a half-done suite
@@ -942,6 +971,10 @@ def main(argv: list[str]) -> int:
     try:
         prepare_client(ctx)
         tools = prepare_tools(ctx, args.tool_names)
+        # The preparation can take an hour (a cold cargo build on a busy machine); re-set the
+        # password before anything is timed, in case someone changed the account meanwhile.
+        ensure_account(server, password)
+        prepare_client(ctx)
         meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
                 "cpus": os.cpu_count(), "loadavg_start": round(os.getloadavg()[0], 2),
                 "server_version": server.version, "server_pid": server.pid, "buffer_pool_bytes": pool,
