@@ -79,7 +79,8 @@ measured per run
                  mark (VmHWM) sampled from /proc every 20 ms. (A child of this Python process
                  starts with the harness's RSS as its ru_maxrss; GNU time forks from ~1 MiB.)
   server CPU s   utime+stime delta of mariadbd/mysqld from /proc/<pid>/stat (includes a little
-                 background InnoDB work)
+                 background InnoDB work). A run during which other clients ran statements, or
+                 other server threads burned CPU, is listed as disturbed under the table
   output MB      size of the file, 1 MB = 10^6 bytes
   rows           line breaks in the output minus header lines minus line breaks inside values;
                  a tool whose count is not the table's row count is flagged WRONG
@@ -302,6 +303,34 @@ class Server:
             return None
         fields = stat[stat.rindex(")") + 2:].split()   # the command name may contain spaces
         return (int(fields[11]) + int(fields[12])) / self.clk_tck   # fields 14 and 15 of stat(5)
+
+    def thread_cpu(self) -> dict[int, float]:
+        """CPU seconds per server thread. With one thread per connection (MariaDB's default) the
+        busiest thread during a run is the exporter's connection; CPU in the other threads is
+        background InnoDB work or someone else's queries."""
+        if not self.pid:
+            return {}
+        out = {}
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[int(task.name)] = (int(fields[11]) + int(fields[12])) / self.clk_tck
+        return out
+
+    def other_clients(self) -> list[str]:
+        """Statements other clients are running right now (not ours, not the server's own)."""
+        try:
+            out = self.sql(
+                "SELECT user, LEFT(REPLACE(COALESCE(info, command), '\n', ' '), 60) "
+                "FROM information_schema.processlist WHERE id <> CONNECTION_ID() "
+                f"AND command NOT IN ('Sleep', 'Daemon', 'Binlog Dump') AND user NOT IN ('system user', '{BENCH_USER}')",
+                timeout=60)
+        except BenchError:
+            return []
+        return [line.replace("\t", ": ", 1) for line in out.splitlines() if line.strip()]
 
     def server_uid_gid(self) -> Optional[tuple[int, int]]:
         if not self.pid:
@@ -648,7 +677,9 @@ def run_once(ctx: Context, tool: Tool, size: Size, run_no: int, expected_breaks:
     err_path = ctx.work / "logs" / f"{size.table}.{tool.name}.run{run_no}.stderr"
     stdout = open(inv.output, "wb") if inv.stdout_to_output else subprocess.DEVNULL
     rec: dict = {"run": run_no, "loadavg_1m_before": round(os.getloadavg()[0], 2)}
+    others = ctx.server.other_clients()          # before and after the run, outside the timing
     harness_maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    threads0 = ctx.server.thread_cpu()
     srv0 = ctx.server.cpu_seconds()
     started = time.perf_counter()
     with open(err_path, "wb") as err:
@@ -668,6 +699,7 @@ def run_once(ctx: Context, tool: Tool, size: Size, run_no: int, expected_breaks:
             raise
         wall = time.perf_counter() - started
         srv1 = ctx.server.cpu_seconds()
+        threads1 = ctx.server.thread_cpu()
         timer.cancel()
         peak_rss_mib, rss_source = rss.stop(ru.ru_maxrss, harness_maxrss_kib)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -679,6 +711,7 @@ def run_once(ctx: Context, tool: Tool, size: Size, run_no: int, expected_breaks:
                harness_maxrss_mib=harness_maxrss_kib / 1024,
                server_cpu_s=(srv1 - srv0) if srv0 is not None and srv1 is not None else None,
                exit_code=proc.returncode)
+    note_disturbance(rec, threads0, threads1, others + ctx.server.other_clients())
     if proc.returncode != 0:
         rec["error"] = (f"timed out after {ctx.args.timeout:g} s" if proc.returncode == -signal.SIGKILL
                         else f"exit {proc.returncode}: {last_line(err_path.read_text(errors='replace'))}")
@@ -740,6 +773,24 @@ class PeakRss(threading.Thread):
         return self.peak_kib / 1024, "vmhwm"
 
 
+def note_disturbance(rec: dict, threads0: dict, threads1: dict, others: list[str]) -> None:
+    """Marks a run that shared the server with other work. Server CPU is the whole mariadbd
+    process, so another client's export during the run inflates it (and the wall time); the run
+    still counts, but the report says so."""
+    deltas = sorted((threads1[t] - threads0.get(t, 0.0) for t in threads1), reverse=True)
+    if deltas:
+        rec["server_conn_cpu_s"] = deltas[0]               # the busiest thread: our connection
+        rec["server_other_cpu_s"] = sum(deltas[1:])
+    reasons = []
+    if others:
+        reasons.append("other clients: " + "; ".join(sorted(set(others))))
+    other_cpu = rec.get("server_other_cpu_s", 0.0)
+    if other_cpu > max(0.2, 0.15 * (rec.get("server_cpu_s") or 0.0)):
+        reasons.append(f"{other_cpu:.2f} s of server CPU outside the exporter's connection")
+    if reasons:
+        rec["disturbed"] = "; ".join(reasons)
+
+
 def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -782,6 +833,7 @@ def summarize(runs: list[dict], rows: int) -> dict:
         s["rows_per_s"] = rows / s["wall_s"]
         s["client_cpu_us_per_row"] = s["client_cpu_s"] * 1e6 / rows
     s["errors"] = sorted({r["error"] for r in runs if "error" in r})
+    s["disturbed"] = [f"run {r['run']}: {r['disturbed']}" for r in runs if "disturbed" in r]
     return s
 
 
@@ -800,7 +852,7 @@ def size_section(size: Size, result: dict, tools: list[Tool], runs: int) -> list
              "| tool | wall s | rows/s | vs OUTFILE | client CPU s | client CPU µs/row | server CPU s "
              "| peak RSS MiB | output MB | rows | wall s of each run |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
-    notes = []
+    notes, disturbed = [], []
     for tool in tools:
         if tool.unavailable:
             lines.append(f"| {tool.label} | not available: {tool.unavailable} |" + " |" * 9)
@@ -815,8 +867,12 @@ def size_section(size: Size, result: dict, tools: list[Tool], runs: int) -> list
             f"| {fmt(s['output_bytes'] and s['output_bytes'] / 1e6, '.0f')} | {rows_cell} "
             f"| {' / '.join(f'{w:.2f}' for w in s['wall_runs'])} |")
         notes += [f"- {tool.label}: {e}" for e in s["errors"]]
+        disturbed += [f"- {tool.label}, {d}" for d in s["disturbed"]]
     if notes:
         lines += ["", "Problems (medians use the good runs only):", *notes]
+    if disturbed:
+        lines += ["", "Runs that shared the server with other work (counted, but their wall and server "
+                  "CPU are inflated; rerun on a quiet machine):", *disturbed]
     return lines + [""]
 
 
@@ -921,7 +977,8 @@ def run_size(ctx: Context, size: Size, tools: list[Tool]) -> dict:
             log(f"  {size.table} run {run_no}/{ctx.args.runs} {tool.name:8s} wall {rec['wall_s']:7.2f} s  "
                 f"client CPU {rec['client_cpu_s']:6.2f} s  server CPU {fmt(rec['server_cpu_s'], '6.2f')} s  "
                 f"RSS {rec['peak_rss_mib']:7.1f} MiB  rows {rec['rows']:,}"
-                + (f"  ERROR {rec['error']}" if "error" in rec else ""))
+                + (f"  ERROR {rec['error']}" if "error" in rec else "")
+                + (f"  (disturbed: {rec['disturbed']})" if "disturbed" in rec else ""))
     for tool in tools:
         if not tool.unavailable:
             entry = result["tools"][tool.name]
