@@ -888,7 +888,7 @@ def targets(results: list[tuple[Size, dict]]) -> list[dict]:
         outfile = result["tools"].get("outfile", {}).get("summary", {}).get("wall_s")
         wall = o.get("wall_s")
         out.append(target(f"osiris wall / INTO OUTFILE wall ({size.table})",
-                          wall / outfile if wall and outfile else None, TARGET_WALL_RATIO, ".2f"))
+                          wall / outfile if wall and outfile else None, TARGET_WALL_RATIO, ".3f"))
         out.append(target(f"osiris client CPU µs/row ({size.table})", o.get("client_cpu_us_per_row"),
                           TARGET_CPU_US_ROW, ".3f"))
         out.append(target(f"osiris peak RSS MiB ({size.table})", o.get("peak_rss_mib"), TARGET_RSS_MIB, ".1f"))
@@ -896,7 +896,7 @@ def targets(results: list[tuple[Size, dict]]) -> list[dict]:
         (small, rs), (big, rb) = results[0], results[-1]
         a, b = osiris(rs).get("peak_rss_mib"), osiris(rb).get("peak_rss_mib")
         out.append(target(f"osiris peak RSS {big.table} / {small.table}", b / a if a and b else None,
-                          TARGET_RSS_SCALING, ".2f"))
+                          TARGET_RSS_SCALING, ".3f"))
     return out
 
 
