@@ -204,6 +204,20 @@ float_writer!(write_f32, f32);
 
 /// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
 pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Years 0..=9999 (every date a database holds): unsigned 32-bit arithmetic, whose divisions
+    // by constants compile to multiplications.
+    if (-719_468..=2_932_896).contains(&days) {
+        let z = (days + 719_468) as u32;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + u32::from(m <= 2);
+        return (i64::from(y), m, d);
+    }
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -240,8 +254,8 @@ pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
 
 #[inline]
 fn write_2(out: &mut Vec<u8>, v: u32) {
-    out.push(b'0' + (v / 10 % 10) as u8);
-    out.push(b'0' + (v % 10) as u8);
+    let v = v % 100;
+    out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
 }
 
 /// Writes a date given as days since the epoch (`YYYY-MM-DD`; years outside 0..=9999 get a sign).
@@ -400,9 +414,18 @@ mod tests {
 
     #[test]
     fn dates_and_times() {
-        for days in [-800_000i64, -1, 0, 1, 59, 365, 10_957, 2_932_896] {
+        for days in [-800_000i64, -719_469, -719_468, -1, 0, 1, 59, 365, 10_957, 2_932_896, 2_932_897] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
+        }
+        // The fast path agrees with the general one day by day.
+        let mut previous = civil_from_days(-719_469);
+        for days in -719_468..=2_932_896i64 {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+            assert!((y, m, d) > previous);
+            assert!(m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m));
+            previous = (y, m, d);
         }
         let mut out = Vec::new();
         write_date(&mut out, 0);
