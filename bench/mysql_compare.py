@@ -66,7 +66,7 @@ tools (--tools, default all)
   cx       ConnectorX (binary protocol) -> pyarrow.csv.write_csv, in the venv --venv (created with
            `python3 -m venv` + `pip install connectorx pyarrow` when missing; if that fails the tool
            is reported as "not available: <reason>")
-  osiris   `osiris run` of mysql.extractor (query, batch_size 65536) -> filesystem.csv_writer; the
+  osiris   `osiris run` of mysql.extractor (query, batch_size 16384) -> filesystem.csv_writer; the
            release binary is built with `cargo build --release --locked --bin osiris` unless
            --osiris PATH is given. Its connections file reads the password from ${{{PASSWORD_VAR}}},
            set only in the child's environment.
@@ -613,7 +613,7 @@ def osiris_invocation(ctx: Context, size: Size) -> Invocation:
         f"name: mysql-compare-{size.table.replace('_', '-')}\n"
         "steps:\n"
         "  - id: extract\n    component: mysql.extractor\n    mode: read\n"
-        f"    config: {{connection: \"@mysql.bench\", query: \"SELECT * FROM {size.table}\", batch_size: 65536}}\n"
+        f"    config: {{connection: \"@mysql.bench\", query: \"SELECT * FROM {size.table}\", batch_size: 16384}}\n"
         "  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    needs: [extract]\n"
         f"    config: {{path: {json.dumps(str(output))}}}\n")
     return Invocation([str(ctx.osiris), "run", str(pipeline)], output, header_lines=1,
