@@ -170,7 +170,8 @@ fn sql_errors_fail_with_the_server_message() {
 }
 
 /// A TCP proxy in front of the test server that cuts both directions of a connection once it has
-/// forwarded `cut_after` bytes from the server: what a client sees when the server is killed.
+/// forwarded `cut_after` bytes from the server (what a client sees when the server is killed),
+/// for the first `cut_connections` connections; later ones pass untouched.
 struct CuttingProxy {
     port: u16,
     /// Connections accepted.
@@ -181,7 +182,7 @@ struct CuttingProxy {
 }
 
 impl CuttingProxy {
-    fn start(cut_after: u64) -> CuttingProxy {
+    fn start(cut_after: u64, cut_connections: usize) -> CuttingProxy {
         assert!(cut_after > 0);
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -192,7 +193,8 @@ impl CuttingProxy {
         let (accepted, cut) = (connections.clone(), cuts.clone());
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                accepted.fetch_add(1, Ordering::SeqCst);
+                let earlier = accepted.fetch_add(1, Ordering::SeqCst);
+                let cut_after = if earlier < cut_connections { cut_after } else { u64::MAX };
                 tokio::spawn(forward(client, upstream.clone(), cut_after, cut.clone()));
             }
         });
@@ -241,7 +243,7 @@ fn server_lost_mid_result_fails_naming_step_and_connection_and_leaves_no_csv() {
     let db = ScratchDb::create(&[]);
     // 300,000 rows are ~36 MB; the connection is cut after 2 MB, when batches of 1,000 rows have
     // already gone to the writer.
-    let proxy = CuttingProxy::start(2 << 20);
+    let proxy = CuttingProxy::start(2 << 20, usize::MAX);
     let proxied = MysqlConnection { port: proxy.port, ..MysqlConnection::new("proxied", &db.name, "TEST_PASSWORD") };
     let project = project(&[proxied], &mysql_to_csv("proxied", &generated_rows(300_000, "lost"), 1000, "out/big.csv"));
     let (output, elapsed) = run_json(&project, "TEST_PASSWORD", &mysql::password());
@@ -264,7 +266,7 @@ fn server_lost_mid_result_fails_naming_step_and_connection_and_leaves_no_csv() {
 fn server_lost_before_the_first_row_is_retried_three_times_then_fails() {
     let db = ScratchDb::create(&[]);
     // Cut inside the server's greeting: every attempt fails while connecting.
-    let proxy = CuttingProxy::start(10);
+    let proxy = CuttingProxy::start(10, usize::MAX);
     let proxied = MysqlConnection { port: proxy.port, ..MysqlConnection::new("proxied", &db.name, "TEST_PASSWORD") };
     let project = project(&[proxied], &mysql_to_csv("proxied", "SELECT 1 AS one", 10, "out/one.csv"));
     let (output, elapsed) = run_json(&project, "TEST_PASSWORD", &mysql::password());
@@ -276,6 +278,29 @@ fn server_lost_before_the_first_row_is_retried_three_times_then_fails() {
     assert!(elapsed >= Duration::from_secs(3), "retried without the backoff: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
     assert_no_output(&project);
+}
+
+#[test]
+fn server_lost_before_the_first_batch_is_retried_and_the_export_is_complete() {
+    let db = ScratchDb::create(&[]);
+    // 50,000 rows (~6 MB) in one batch: the first connection is cut after 1 MB of rows, none of
+    // which were handed on yet, so the read starts over on a new connection and succeeds.
+    let proxy = CuttingProxy::start(1 << 20, 1);
+    let proxied = MysqlConnection { port: proxy.port, ..MysqlConnection::new("proxied", &db.name, "TEST_PASSWORD") };
+    let project =
+        project(&[proxied], &mysql_to_csv("proxied", &generated_rows(50_000, "again"), 100_000, "out/rows.csv"));
+    let (output, elapsed) = run_json(&project, "TEST_PASSWORD", &mysql::password());
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!((proxy.connections.load(Ordering::SeqCst), proxy.cuts.load(Ordering::SeqCst)), (2, 1));
+    // Every row once, in order: nothing of the failed attempt leaked into the output.
+    let mut expected = String::from("id,pad,marker\n");
+    for i in 1..=50_000 {
+        expected.push_str(&format!("{i},row-{i}-{},again\n", "x".repeat(100)));
+    }
+    assert!(project.read_text("out/rows.csv") == expected, "out/rows.csv is not rows 1..=50000 once each");
+    assert_eq!(stdout_json(&output)["total_rows"], 50_000);
+    assert_eq!(dir_entries(&project.file("out")), ["rows.csv"]);
+    eprintln!("server lost before the first batch: exported after a retry in {elapsed:?}");
 }
 
 /// Ids of the server's sessions (other than the asking one) running a statement that contains
