@@ -263,7 +263,7 @@ fn server_lost_mid_result_fails_naming_step_and_connection_and_leaves_no_csv() {
 }
 
 #[test]
-fn server_lost_before_the_first_row_is_retried_three_times_then_fails() {
+fn server_lost_while_connecting_is_retried_three_times_then_fails() {
     let db = ScratchDb::create(&[]);
     // Cut inside the server's greeting: every attempt fails while connecting.
     let proxy = CuttingProxy::start(10, usize::MAX);
@@ -320,19 +320,35 @@ fn random_marker(prefix: &str) -> String {
     format!("{prefix}_{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-/// Starts `osiris run p.yaml`, waits until `ready`, sends SIGINT, and checks that the run exits 1
-/// soon, cancelled, leaving no output; then that the server stops running the query (`marker`).
+/// A child process killed if the test fails before waiting for it.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `osiris run p.yaml --json`, waits until `ready`, sends SIGINT, and checks that the run
+/// exits 1 soon, cancelled, leaving no output; then that the server stops running the query
+/// (`marker`).
 fn interrupt_and_check(project: &Project, marker: &str, ready: impl Fn() -> bool) {
-    let child = project
-        .osiris(&["run", "p.yaml"])
-        .env("TEST_PASSWORD", mysql::password())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut running = Running(Some(
+        project
+            .osiris(&["run", "p.yaml", "--json"])
+            .env("TEST_PASSWORD", mysql::password())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     let waited = common::wait_until("the query runs on the server", Duration::from_secs(60), || {
         common::step_event_logged(project, "step_start", "extract") && ready()
     });
+    let child = running.0.take().unwrap();
     let interrupted = Instant::now();
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
@@ -340,6 +356,12 @@ fn interrupt_and_check(project: &Project, marker: &str, ready: impl Fn() -> bool
     let exited = interrupted.elapsed();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(exited < Duration::from_secs(5), "exited {exited:?} after SIGINT");
+    let result = stdout_json(&output);
+    assert_eq!(
+        (result["error_code"].as_str(), result["failed_step"].as_str()),
+        (Some("run.cancelled"), None),
+        "{result}"
+    );
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("interrupted: cancelling the run"),
         "{}",
