@@ -416,10 +416,10 @@ fn ctrl_c_while_rows_stream_leaves_no_partial_csv_and_stops_the_server_query() {
     interrupt_and_check(&project, &marker, writing);
 }
 
-/// The benchmark's `orders` table (`gen_orders.sql` of the MySQL → CSV benchmark): 12 columns,
-/// every value a pure function of the row id, with NULLs, empty strings, quotes, commas,
-/// newlines, tabs, backslashes and non-ASCII text. Built in the scratch database in one
-/// INSERT … SELECT (the generator's single 1M-row chunk).
+/// The benchmark's `orders` table (`bench/sql/gen_orders.sql`): 12 columns, every value a pure
+/// function of the row id, with NULLs, empty strings, quotes, commas, newlines, tabs, backslashes
+/// and non-ASCII text. Built in the scratch database (the generator writes into `bench`) in one
+/// INSERT … SELECT, the generator's single 1M-row chunk.
 const ORDERS_TABLE: &str = "CREATE TABLE orders (
     id            BIGINT        NOT NULL,
     customer_id   INT           NOT NULL,
@@ -641,6 +641,19 @@ fn a_million_row_export_matches_mariadb_value_by_value() {
     assert_eq!(rows, 1_000_000);
     assert!(!csv.advance(), "the CSV has more rows than the table");
     eprintln!("1M rows: generated in {generated:?}, exported in {exported:?}, compared in {:?}", compare.elapsed());
+}
+
+#[test]
+fn the_orders_table_is_the_benchmark_generators() {
+    let generator = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/sql/gen_orders.sql")).unwrap();
+    let generator: Vec<&str> = generator.lines().map(str::trim).collect();
+    let own =
+        ["CREATE TABLE orders (", ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", "INSERT INTO orders", "FROM (SELECT"];
+    for line in ORDERS_TABLE.lines().chain(ORDERS_ROWS.lines()).map(str::trim) {
+        if !own.iter().any(|o| line.starts_with(o)) {
+            assert!(generator.contains(&line), "bench/sql/gen_orders.sql has no line `{line}`");
+        }
+    }
 }
 
 #[test]
