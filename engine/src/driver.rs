@@ -135,7 +135,7 @@ impl StepIo {
 
 /// The code of a producer stopped because every step reading its output has stopped reading
 /// (a `LIMIT`, or a failed consumer). The runtime ends such a step normally: it did all the work
-/// anyone needed.
+/// anyone needed. (When the run itself was cancelled, the step is cancelled.)
 pub const OUTPUT_UNNEEDED: &str = "run.output_unneeded";
 
 /// A driver failure, with an Osiris-style error code (`extract.io_error`, `write.schema_mismatch`, ...).

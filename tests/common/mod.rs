@@ -1,8 +1,11 @@
 //! Harness for end-to-end tests: runs the real `osiris` binary in a scratch project directory.
 #![allow(dead_code)]
 
+pub mod mysql;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// A scratch project: a temporary working directory with its own `build/` and `run_logs/`.
 pub struct Project {
@@ -120,4 +123,61 @@ pub fn event_names(run_dir: &Path) -> Vec<String> {
 /// The bundled sample CSV: quotes, embedded newlines, UTF-8, NULLs, mixed types.
 pub fn sample_csv() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/orders.csv")).unwrap()
+}
+
+/// Polls `done` every 20 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+/// Whether a run of the project logged `event` for `step_id` (reads `events.jsonl` while the run
+/// writes it: a line still being written is skipped).
+pub fn step_event_logged(project: &Project, event: &str, step_id: &str) -> bool {
+    project.run_dirs().iter().any(|dir| {
+        std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default().lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|e| e["event"] == event && e["step_id"] == step_id)
+        })
+    })
+}
+
+/// Names of the entries of a directory (empty when it does not exist), sorted.
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Asserts that `secret` is in no output of `outputs` and in no file under `dir`.
+pub fn assert_secret_absent(secret: &str, outputs: &[&Output], dir: &Path) {
+    let contains = |bytes: &[u8]| bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+    for output in outputs {
+        assert!(
+            !contains(&output.stdout) && !contains(&output.stderr),
+            "the secret was printed:\n{}",
+            describe(output)
+        );
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files += 1;
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(!contains(&bytes), "{} contains the secret", path.display());
+            }
+        }
+    }
+    assert!(files > 0, "{} holds no file to check", dir.display());
 }

@@ -385,7 +385,9 @@ async fn run_step(
     }
     let output = slot.output.as_ref().map(|o| o.sink(slot.cancel.clone(), telemetry.clone()));
     let result = match execute_driver(shared, slot, StepIo { inputs, output }).await {
-        Err(err) if err.code == crate::driver::OUTPUT_UNNEEDED => Ok(()),
+        // Consumers that stopped because the run was cancelled did not need less: the step was
+        // cancelled too, not done.
+        Err(err) if err.code == crate::driver::OUTPUT_UNNEEDED && !slot.cancel.is_cancelled() => Ok(()),
         other => other,
     };
     if let Some(output) = &slot.output {

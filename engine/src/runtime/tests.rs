@@ -86,6 +86,15 @@ struct CollectConfig {
     /// Panic after this many batches.
     #[serde(default)]
     panic_after: Option<usize>,
+    /// Cancel the whole run (as Ctrl-C does) after this many batches, and stop reading.
+    #[serde(default)]
+    cancel_run_after: Option<usize>,
+}
+
+/// The run token of the test whose collector has `cancel_run_after`.
+fn run_to_cancel() -> &'static CancellationToken {
+    static TOKEN: OnceLock<CancellationToken> = OnceLock::new();
+    TOKEN.get_or_init(CancellationToken::new)
 }
 
 /// Reads its inputs one after the other, each completely (like a join building its sides).
@@ -104,6 +113,10 @@ impl Driver for Collect {
                     return Err(DriverError::new("write.io_error", "disk on fire").with_hint("call the fire brigade"));
                 }
                 assert!(Some(batches.len()) != self.0.panic_after, "collector {} gave up", self.0.name);
+                if Some(batches.len()) == self.0.cancel_run_after {
+                    run_to_cancel().cancel();
+                    return Err(DriverError::cancelled());
+                }
                 if self.0.delay_ms > 0 {
                     tokio::time::sleep(std::time::Duration::from_millis(self.0.delay_ms)).await;
                 }
@@ -218,6 +231,14 @@ fn prepared(steps: Vec<PreparedStep>, memory_budget: u64) -> PreparedRun {
 }
 
 async fn run(steps: Vec<PreparedStep>, memory_budget: u64) -> (RunReport, Vec<crate::telemetry::Record>) {
+    run_with(steps, memory_budget, CancellationToken::new()).await
+}
+
+async fn run_with(
+    steps: Vec<PreparedStep>,
+    memory_budget: u64,
+    cancel: CancellationToken,
+) -> (RunReport, Vec<crate::telemetry::Record>) {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(MemorySink::new());
     let env = RunEnv {
@@ -226,7 +247,7 @@ async fn run(steps: Vec<PreparedStep>, memory_budget: u64) -> (RunReport, Vec<cr
         secrets: Arc::new(ProcessEnv),
         run_dir: dir.path().to_path_buf(),
         base_dir: dir.path().to_path_buf(),
-        cancel: CancellationToken::new(),
+        cancel,
     };
     let report = Execution::new(prepared(steps, memory_budget), env).unwrap().run().await;
     assert!(!dir.path().join("spill").exists(), "spill directory is removed after the run");
@@ -318,6 +339,26 @@ async fn failed_branch_cancels_downstream_while_other_branch_completes() {
     assert!(names.contains(&"step_error".to_string()));
     assert!(names.contains(&"run_error".to_string()));
     assert_eq!(names.last().unwrap(), "run_end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_whose_consumer_stopped_because_the_run_was_cancelled_is_cancelled_not_complete() {
+    // The collector cancels the run and stops reading; the generator does not look at the token,
+    // so its next send finds no live consumer (not a cancelled wait).
+    let (report, records) = run_with(
+        vec![
+            step("gen", "test.generate", Mode::Extract, &[], json!({"rows": 100_000_000, "batch": 1})),
+            step("stop", "test.collect", Mode::Write, &["gen"], json!({"name": "stop", "cancel_run_after": 1})),
+        ],
+        64 << 20,
+        run_to_cancel().clone(),
+    )
+    .await;
+    assert!(report.failure.is_none(), "{report:?}");
+    let status = |id: &str| report.steps.iter().find(|s| s.step_id == id).unwrap().status;
+    assert_eq!((status("gen"), status("stop")), (StepStatus::Cancelled, StepStatus::Cancelled));
+    assert!(!events(&records).contains(&"step_complete".to_string()), "{:?}", events(&records));
+    assert_eq!(events(&records).last().unwrap(), "run_end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
