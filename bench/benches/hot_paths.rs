@@ -72,7 +72,7 @@ fn orders_row(n: u64) -> Vec<u8> {
     let null = |row: &mut Vec<u8>, col: usize| row[bitmap_at + (col + 2) / 8] |= 1 << ((col + 2) % 8);
     row.extend_from_slice(&(n as i64).to_le_bytes());
     row.extend_from_slice(&((n * 7919 % 100_000) as i32).to_le_bytes());
-    if n % 97 == 0 {
+    if n.is_multiple_of(97) {
         null(&mut row, 2);
     } else {
         row.extend_from_slice(&(((n % 200) as i16) - 20).to_le_bytes());
@@ -80,9 +80,9 @@ fn orders_row(n: u64) -> Vec<u8> {
     row.push((n % 2) as u8);
     lenenc_bytes(&mut row, format!("{}.{:02}", n * 37 % 100_000, n % 100).as_bytes());
     row.extend_from_slice(&((n as f64) * 0.123_456_789_012_345_6).to_le_bytes());
-    let name = if n % 250 == 0 { format!("Widget \"{n}\", deluxe") } else { format!("Product {}", n % 5000) };
+    let name = if n.is_multiple_of(250) { format!("Widget \"{n}\", deluxe") } else { format!("Product {}", n % 5000) };
     lenenc_bytes(&mut row, name.as_bytes());
-    if n % 53 == 0 {
+    if n.is_multiple_of(53) {
         null(&mut row, 7);
     } else {
         lenenc_bytes(&mut row, format!("C{:06}", n % 9973).as_bytes());
