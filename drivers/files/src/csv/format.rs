@@ -424,7 +424,7 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
             assert!((y, m, d) > previous);
-            assert!(m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m));
+            assert!((1..=12).contains(&m) && (1..=days_in_month(y, m)).contains(&d));
             previous = (y, m, d);
         }
         let mut out = Vec::new();
