@@ -44,6 +44,9 @@ TARGET_WALL_RATIO = 0.65     # osiris wall / INTO OUTFILE wall
 TARGET_CPU_US_ROW = 0.6      # osiris client CPU µs per row
 TARGET_RSS_MIB = 100.0       # osiris peak RSS
 TARGET_RSS_SCALING = 1.2     # osiris peak RSS at the largest size / at the smallest
+# The CPU target read as a ratio to ConnectorX in the same run (0.6 against its 1.26 µs/row in the
+# anchors), for machines whose CPU is slower or faster than the anchors' machine.
+TARGET_CPU_VS_CX = 0.6 / 1.26
 
 LOCK_FILE_TEXT = str(Path(tempfile.gettempdir()) / "osiris-mysql-bench.lock")
 HELP_EPILOG = f"""\
@@ -86,7 +89,9 @@ measured per run
                  a tool whose count is not the table's row count is flagged WRONG
 
 targets (per size, from the same run): osiris wall / INTO OUTFILE wall <= {TARGET_WALL_RATIO}, osiris client
-CPU <= {TARGET_CPU_US_ROW} µs/row, osiris peak RSS <= {TARGET_RSS_MIB:g} MiB, and with two or more sizes
+CPU <= {TARGET_CPU_US_ROW} µs/row (and, for machines of another speed, <= {TARGET_CPU_VS_CX:.3f} x ConnectorX's
+client CPU, the same target relative to ConnectorX's 1.26 µs/row in the anchors), osiris peak RSS <=
+{TARGET_RSS_MIB:g} MiB, and with two or more sizes
 osiris peak RSS largest/smallest <= {TARGET_RSS_SCALING}. Each is printed as PASS or MISS.
 
 output: the report is printed and written to OUT/report.md; OUT/report.json has every raw run.
@@ -891,6 +896,10 @@ def targets(results: list[tuple[Size, dict]]) -> list[dict]:
                           wall / outfile if wall and outfile else None, TARGET_WALL_RATIO, ".3f"))
         out.append(target(f"osiris client CPU µs/row ({size.table})", o.get("client_cpu_us_per_row"),
                           TARGET_CPU_US_ROW, ".3f"))
+        cx = result["tools"].get("cx", {}).get("summary", {}).get("client_cpu_us_per_row")
+        cpu = o.get("client_cpu_us_per_row")
+        out.append(target(f"osiris client CPU / ConnectorX client CPU ({size.table})",
+                          cpu / cx if cpu and cx else None, TARGET_CPU_VS_CX, ".3f"))
         out.append(target(f"osiris peak RSS MiB ({size.table})", o.get("peak_rss_mib"), TARGET_RSS_MIB, ".1f"))
     if len(results) >= 2:
         (small, rs), (big, rb) = results[0], results[-1]
