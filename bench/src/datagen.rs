@@ -3,6 +3,7 @@
 //! text values need CSV quoting (commas, quotes, newlines, tabs, non-ASCII), and nullable columns
 //! are NULL in about 2 % of rows.
 
+use osiris_engine::calendar::civil_from_days;
 use std::io::{self, Write};
 
 /// The CSV header of [`write_orders_csv`].
@@ -71,19 +72,6 @@ fn write_row(out: &mut impl Write, id: u64) -> io::Result<()> {
     let micros = (h >> 40) % 1_000_000;
     write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06},", secs / 3600, secs / 60 % 60, secs % 60)?;
     writeln!(out, "\"{{\"\"source\"\": \"\"web\"\", \"\"items\"\": {}, \"\"note\"\": \"\"order {id}\"\"}}\"", h % 9)
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

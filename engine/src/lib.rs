@@ -5,6 +5,7 @@
 //! cache, the driver contract and component registry, and telemetry. It has no database or
 //! network code; drivers live in their own crates.
 
+pub mod calendar;
 pub mod compile;
 pub mod config;
 pub mod connections;

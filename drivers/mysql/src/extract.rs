@@ -8,15 +8,14 @@ use async_trait::async_trait;
 use osiris_engine::connections::BoundConnection;
 use osiris_engine::driver::{Driver, DriverError, StepContext, StepIo, parse_config};
 use osiris_engine::registry::Component;
-use osiris_engine::spec::{
-    ComponentSpec, ConfigField, ConnectionField, ConnectionSpec, FieldType, Mode, OverridePolicy,
-};
+use osiris_engine::spec::{ComponentSpec, ConfigField, FieldType, Mode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::decode::{DecodeError, RowDecoder};
 use crate::errors::{connect_timeout, is_transient_wire, map_wire_error};
 use crate::session::{Overrides, Target};
+use crate::session::{connection_config_fields, connection_spec};
 use crate::types::{Kind, ZeroDates, schema_of};
 use crate::wire::{self, Buffered, Connection};
 use arrow_schema::SchemaRef;
@@ -202,8 +201,6 @@ impl Default for MysqlExtractor {
 
 impl MysqlExtractor {
     pub fn new() -> Self {
-        let conn_field =
-            |name: &str, policy, secret| ConnectionField { name: name.into(), override_policy: policy, secret };
         let spec = ComponentSpec {
             name: EXTRACTOR_NAME.into(),
             version: "0.1.0".into(),
@@ -214,79 +211,67 @@ impl MysqlExtractor {
                           backoff before the first row."
                 .into(),
             modes: vec![Mode::Extract],
-            config: vec![
-                ConfigField::optional(
-                    "host",
-                    FieldType::String,
-                    "Server host (from the connection; default localhost).",
-                ),
-                ConfigField::optional("port", FieldType::Integer, "Server port (from the connection; default 3306)."),
-                ConfigField::required("database", FieldType::String, "Database (from the connection)."),
-                ConfigField::required("user", FieldType::String, "User (from the connection)."),
-                ConfigField::required("password", FieldType::String, "Password (from the connection).").secret(),
-                ConfigField::optional("query", FieldType::String, "SELECT to run. Set `query` or `table`."),
-                ConfigField::optional("table", FieldType::String, "Table to read (`SELECT columns FROM table`)."),
-                ConfigField::optional(
-                    "columns",
-                    FieldType::Array,
-                    "Columns to read with `table` (ignored with `query`, like Osiris).",
-                ),
-                ConfigField::optional("schema", FieldType::String, "Database that qualifies `table`."),
-                ConfigField::optional("limit", FieldType::Integer, "Read at most this many rows."),
-                ConfigField::with_default("offset", FieldType::Integer, json!(0), "Skip this many rows first."),
-                ConfigField::with_default("batch_size", FieldType::Integer, json!(10000), "Rows per Arrow batch."),
-                ConfigField::with_default(
-                    "pool_size",
-                    FieldType::Integer,
-                    json!(5),
-                    "Accepted for Osiris compatibility; the extractor uses one connection.",
-                ),
-                ConfigField::with_default(
-                    "pool_recycle",
-                    FieldType::Integer,
-                    json!(3600),
-                    "Accepted for Osiris compatibility.",
-                ),
-                ConfigField::with_default("echo", FieldType::Boolean, json!(false), "Log the SQL sent to the server."),
-                ConfigField::with_default(
-                    "zero_dates",
-                    FieldType::String,
-                    json!("null"),
-                    "What to do with zero dates (`0000-00-00`): read them as NULL, or fail the step.",
-                )
-                .allowed(["null", "error"]),
-                ConfigField::optional(
-                    "partition_on",
-                    FieldType::String,
-                    "Integer column whose value range is split into `partitions` ranges, each read over its own \
+            config: connection_config_fields()
+                .into_iter()
+                .chain([
+                    ConfigField::optional("query", FieldType::String, "SELECT to run. Set `query` or `table`."),
+                    ConfigField::optional("table", FieldType::String, "Table to read (`SELECT columns FROM table`)."),
+                    ConfigField::optional(
+                        "columns",
+                        FieldType::Array,
+                        "Columns to read with `table` (ignored with `query`, like Osiris).",
+                    ),
+                    ConfigField::optional("schema", FieldType::String, "Database that qualifies `table`."),
+                    ConfigField::optional("limit", FieldType::Integer, "Read at most this many rows."),
+                    ConfigField::with_default("offset", FieldType::Integer, json!(0), "Skip this many rows first."),
+                    ConfigField::with_default("batch_size", FieldType::Integer, json!(10000), "Rows per Arrow batch."),
+                    ConfigField::with_default(
+                        "pool_size",
+                        FieldType::Integer,
+                        json!(5),
+                        "Accepted for Osiris compatibility; the extractor uses one connection.",
+                    ),
+                    ConfigField::with_default(
+                        "pool_recycle",
+                        FieldType::Integer,
+                        json!(3600),
+                        "Accepted for Osiris compatibility.",
+                    ),
+                    ConfigField::with_default(
+                        "echo",
+                        FieldType::Boolean,
+                        json!(false),
+                        "Log the SQL sent to the server.",
+                    ),
+                    ConfigField::with_default(
+                        "zero_dates",
+                        FieldType::String,
+                        json!("null"),
+                        "What to do with zero dates (`0000-00-00`): read them as NULL, or fail the step.",
+                    )
+                    .allowed(["null", "error"]),
+                    ConfigField::optional(
+                        "partition_on",
+                        FieldType::String,
+                        "Integer column whose value range is split into `partitions` ranges, each read over its own \
                      connection at the same time. Batches arrive in no particular order across partitions.",
-                ),
-                ConfigField::with_default(
-                    "partitions",
-                    FieldType::Integer,
-                    json!(1),
-                    "Number of connections for a partitioned read (2–64, with `partition_on`).",
-                ),
-                ConfigField::with_default(
-                    "consistent_snapshot",
-                    FieldType::Boolean,
-                    json!(false),
-                    "Read inside START TRANSACTION WITH CONSISTENT SNAPSHOT (REPEATABLE READ): the rows are one \
+                    ),
+                    ConfigField::with_default(
+                        "partitions",
+                        FieldType::Integer,
+                        json!(1),
+                        "Number of connections for a partitioned read (2–64, with `partition_on`).",
+                    ),
+                    ConfigField::with_default(
+                        "consistent_snapshot",
+                        FieldType::Boolean,
+                        json!(false),
+                        "Read inside START TRANSACTION WITH CONSISTENT SNAPSHOT (REPEATABLE READ): the rows are one \
                      point-in-time view of InnoDB tables. With partitions, each connection has its own snapshot.",
-                ),
-            ],
-            connection: Some(ConnectionSpec {
-                family: "mysql".into(),
-                required: true,
-                fields: vec![
-                    conn_field("host", OverridePolicy::Allowed, false),
-                    conn_field("port", OverridePolicy::Allowed, false),
-                    conn_field("schema", OverridePolicy::Allowed, false),
-                    conn_field("database", OverridePolicy::Forbidden, false),
-                    conn_field("user", OverridePolicy::Forbidden, false),
-                    conn_field("password", OverridePolicy::Forbidden, true),
-                ],
-            }),
+                    ),
+                ])
+                .collect(),
+            connection: Some(connection_spec()),
             example: Some(
                 json!({"connection": "@mysql.default", "query": "SELECT id, name, created_at FROM customers"}),
             ),

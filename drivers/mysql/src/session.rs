@@ -10,6 +10,7 @@ use std::fmt;
 use mysql_async::OptsBuilder;
 use osiris_engine::connections::BoundConnection;
 use osiris_engine::driver::DriverError;
+use osiris_engine::spec::{ConfigField, ConnectionField, ConnectionSpec, FieldType, OverridePolicy};
 
 use crate::errors::Where;
 
@@ -87,5 +88,34 @@ impl Target {
             .db_name(Some(self.w.database.clone()))
             .prefer_socket(false)
             .init(init.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+}
+
+/// The connection-provided config fields both MySQL components declare first.
+pub fn connection_config_fields() -> Vec<ConfigField> {
+    vec![
+        ConfigField::optional("host", FieldType::String, "Server host (from the connection; default localhost)."),
+        ConfigField::optional("port", FieldType::Integer, "Server port (from the connection; default 3306)."),
+        ConfigField::required("database", FieldType::String, "Database (from the connection)."),
+        ConfigField::required("user", FieldType::String, "User (from the connection)."),
+        ConfigField::required("password", FieldType::String, "Password (from the connection).").secret(),
+    ]
+}
+
+/// The `@mysql.<alias>` connection both components require: `host`, `port` and `schema` may be
+/// overridden in the step; `database`, `user` and `password` come only from the connection.
+pub fn connection_spec() -> ConnectionSpec {
+    let field = |name: &str, override_policy, secret| ConnectionField { name: name.into(), override_policy, secret };
+    ConnectionSpec {
+        family: "mysql".into(),
+        required: true,
+        fields: vec![
+            field("host", OverridePolicy::Allowed, false),
+            field("port", OverridePolicy::Allowed, false),
+            field("schema", OverridePolicy::Allowed, false),
+            field("database", OverridePolicy::Forbidden, false),
+            field("user", OverridePolicy::Forbidden, false),
+            field("password", OverridePolicy::Forbidden, true),
+        ],
     }
 }

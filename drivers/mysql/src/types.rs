@@ -171,23 +171,7 @@ pub fn schema_of(columns: &[Column], kinds: &[Kind]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    // MySQL years are 0..=9999: unsigned arithmetic, divisions by constants become multiplications.
-    if (1..=9999).contains(&y) && (1..=12).contains(&m) {
-        let y = y as u32 - u32::from(m <= 2);
-        let mp = if m > 2 { m - 3 } else { m + 9 };
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        return i64::from(y * 365 + y / 4 - y / 100 + y / 400 + doy) - 719_468;
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub use osiris_engine::calendar::days_from_civil;
 
 /// Parses the server's DECIMAL text (`-123.4500`) into an unscaled integer with `scale` digits
 /// after the point; rejects anything that is not exactly representable.

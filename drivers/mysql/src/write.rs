@@ -29,9 +29,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use osiris_engine::driver::{Driver, DriverError, StepContext, StepInput, StepIo, parse_config};
 use osiris_engine::registry::Component;
-use osiris_engine::spec::{
-    ComponentSpec, ConfigField, ConnectionField, ConnectionSpec, FieldType, Mode, OverridePolicy,
-};
+use osiris_engine::spec::{ComponentSpec, ConfigField, FieldType, Mode};
 use osiris_engine::telemetry::Event;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -39,6 +37,7 @@ use serde_json::{Map, Value, json};
 use crate::errors::{connect_timeout, map_error, map_write_error};
 use crate::extract::quote_ident;
 use crate::session::{Overrides, Target};
+use crate::session::{connection_config_fields, connection_spec};
 use encode::{RowPrinter, check_type};
 
 pub const WRITER_NAME: &str = "mysql.writer";
@@ -297,8 +296,6 @@ impl Default for MysqlWriter {
 
 impl MysqlWriter {
     pub fn new() -> Self {
-        let conn_field =
-            |name: &str, policy, secret| ConnectionField { name: name.into(), override_policy: policy, secret };
         let modes = ["append", "replace", "upsert"];
         let spec = ComponentSpec {
             name: WRITER_NAME.into(),
@@ -311,95 +308,78 @@ impl MysqlWriter {
                           (`create_if_missing`). Values are written exactly (see docs/mysql.md)."
                 .into(),
             modes: vec![Mode::Write],
-            config: vec![
-                ConfigField::optional(
-                    "host",
-                    FieldType::String,
-                    "Server host (from the connection; default localhost).",
-                ),
-                ConfigField::optional("port", FieldType::Integer, "Server port (from the connection; default 3306)."),
-                ConfigField::required("database", FieldType::String, "Database (from the connection)."),
-                ConfigField::required("user", FieldType::String, "User (from the connection)."),
-                ConfigField::required("password", FieldType::String, "Password (from the connection).").secret(),
-                ConfigField::required("table", FieldType::String, "Table to write."),
-                ConfigField::optional("schema", FieldType::String, "Database that qualifies `table`."),
-                ConfigField::optional(
-                    "mode",
-                    FieldType::String,
-                    "How rows are written: `append` (default), `replace` (atomic swap) or `upsert` (needs \
+            config: connection_config_fields()
+                .into_iter()
+                .chain([
+                    ConfigField::required("table", FieldType::String, "Table to write."),
+                    ConfigField::optional("schema", FieldType::String, "Database that qualifies `table`."),
+                    ConfigField::optional(
+                        "mode",
+                        FieldType::String,
+                        "How rows are written: `append` (default), `replace` (atomic swap) or `upsert` (needs \
                      `primary_key`). Alias: `write_mode`.",
-                )
-                .allowed(modes),
-                ConfigField::optional("write_mode", FieldType::String, "Osiris's name for `mode`.").allowed(modes),
-                ConfigField::optional(
-                    "primary_key",
-                    FieldType::Any,
-                    "Key column or list of columns: what `upsert` matches on (the table needs a PRIMARY or UNIQUE \
+                    )
+                    .allowed(modes),
+                    ConfigField::optional("write_mode", FieldType::String, "Osiris's name for `mode`.").allowed(modes),
+                    ConfigField::optional(
+                        "primary_key",
+                        FieldType::Any,
+                        "Key column or list of columns: what `upsert` matches on (the table needs a PRIMARY or UNIQUE \
                      key on exactly these), and the PRIMARY KEY of a table the writer creates. Alias: \
                      `upsert_keys`.",
-                ),
-                ConfigField::optional("upsert_keys", FieldType::Any, "Osiris's name for `primary_key`."),
-                ConfigField::optional(
-                    "create_if_missing",
-                    FieldType::Boolean,
-                    "Create the table from the input's types when it does not exist (default true). Alias: \
+                    ),
+                    ConfigField::optional("upsert_keys", FieldType::Any, "Osiris's name for `primary_key`."),
+                    ConfigField::optional(
+                        "create_if_missing",
+                        FieldType::Boolean,
+                        "Create the table from the input's types when it does not exist (default true). Alias: \
                      `create_table`.",
-                ),
-                ConfigField::optional("create_table", FieldType::Boolean, "Osiris's name for `create_if_missing`."),
-                ConfigField::with_default(
-                    "truncate_before",
-                    FieldType::Boolean,
-                    json!(false),
-                    "Delete every row of the table first, in the same transaction as the insert (DELETE, not \
+                    ),
+                    ConfigField::optional("create_table", FieldType::Boolean, "Osiris's name for `create_if_missing`."),
+                    ConfigField::with_default(
+                        "truncate_before",
+                        FieldType::Boolean,
+                        json!(false),
+                        "Delete every row of the table first, in the same transaction as the insert (DELETE, not \
                      TRUNCATE, so that a failure restores them).",
-                ),
-                ConfigField::with_default(
-                    "batch_size",
-                    FieldType::Integer,
-                    json!(DEFAULT_BATCH_SIZE),
-                    "Rows per INSERT statement or LOAD DATA chunk (1 … 100000; a statement is also cut below the \
+                    ),
+                    ConfigField::with_default(
+                        "batch_size",
+                        FieldType::Integer,
+                        json!(DEFAULT_BATCH_SIZE),
+                        "Rows per INSERT statement or LOAD DATA chunk (1 … 100000; a statement is also cut below the \
                      server's max_allowed_packet).",
-                ),
-                ConfigField::with_default(
-                    "load_method",
-                    FieldType::String,
-                    json!("auto"),
-                    "How rows are sent: `auto` streams one LOAD DATA LOCAL INFILE when the server allows it \
+                    ),
+                    ConfigField::with_default(
+                        "load_method",
+                        FieldType::String,
+                        json!("auto"),
+                        "How rows are sent: `auto` streams one LOAD DATA LOCAL INFILE when the server allows it \
                      (local_infile=ON) and the mode is not upsert, else multi-row INSERTs; `insert` or \
                      `load_data` force one. Both are exact and strict (any warning of LOAD DATA fails the step).",
-                )
-                .allowed(["auto", "insert", "load_data"]),
-                ConfigField::with_default(
-                    "pool_size",
-                    FieldType::Integer,
-                    json!(5),
-                    "Accepted for Osiris compatibility; the writer uses one connection.",
-                ),
-                ConfigField::with_default(
-                    "pool_recycle",
-                    FieldType::Integer,
-                    json!(3600),
-                    "Accepted for Osiris compatibility.",
-                ),
-                ConfigField::with_default(
-                    "echo",
-                    FieldType::Boolean,
-                    json!(false),
-                    "Log the SQL sent to the server (DDL in full, INSERTs by their first line).",
-                ),
-            ],
-            connection: Some(ConnectionSpec {
-                family: "mysql".into(),
-                required: true,
-                fields: vec![
-                    conn_field("host", OverridePolicy::Allowed, false),
-                    conn_field("port", OverridePolicy::Allowed, false),
-                    conn_field("schema", OverridePolicy::Allowed, false),
-                    conn_field("database", OverridePolicy::Forbidden, false),
-                    conn_field("user", OverridePolicy::Forbidden, false),
-                    conn_field("password", OverridePolicy::Forbidden, true),
-                ],
-            }),
+                    )
+                    .allowed(["auto", "insert", "load_data"]),
+                    ConfigField::with_default(
+                        "pool_size",
+                        FieldType::Integer,
+                        json!(5),
+                        "Accepted for Osiris compatibility; the writer uses one connection.",
+                    ),
+                    ConfigField::with_default(
+                        "pool_recycle",
+                        FieldType::Integer,
+                        json!(3600),
+                        "Accepted for Osiris compatibility.",
+                    ),
+                    ConfigField::with_default(
+                        "echo",
+                        FieldType::Boolean,
+                        json!(false),
+                        "Log the SQL sent to the server (DDL in full, INSERTs by their first line).",
+                    ),
+                ])
+                .collect(),
+            connection: Some(connection_spec()),
             example: Some(json!({"connection": "@mysql.default", "table": "orders", "mode": "replace"})),
         };
         MysqlWriter { spec }

@@ -19,6 +19,7 @@
 //! | Null | `NULL` |
 //! | Dictionary | its values' literal |
 
+use osiris_engine::calendar::civil_from_days;
 use std::io::Write;
 
 use arrow_array::cast::AsArray;
@@ -450,20 +451,6 @@ fn write_decimal(out: &mut Vec<u8>, unscaled: &str, scale: i8) {
         out.extend(std::iter::repeat_n(b'0', scale - digits.len()));
         out.extend_from_slice(digits.as_bytes());
     }
-}
-
-/// (year, month, day) of days since 1970-01-01 (proleptic Gregorian).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 fn write_date(out: &mut Vec<u8>, days: i64) -> Result<(), String> {
