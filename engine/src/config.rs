@@ -74,7 +74,12 @@ pub struct OsirisConfig {
     pub memory_budget: Option<u64>,
     /// `runtime.batch_size` (rows per batch).
     pub batch_size: Option<usize>,
+    /// `runner.executor`: where `osiris run` executes by default (`local`, `process` or `e2b`).
+    pub executor: Option<String>,
 }
+
+/// The execution targets `runner.executor` and `--target` accept.
+pub const EXECUTORS: [&str; 3] = ["local", "process", "e2b"];
 
 impl Default for OsirisConfig {
     fn default() -> Self {
@@ -87,6 +92,7 @@ impl Default for OsirisConfig {
             manifest_short_len: 7,
             memory_budget: None,
             batch_size: None,
+            executor: None,
         }
     }
 }
@@ -166,6 +172,12 @@ impl OsirisConfig {
                     .ok_or_else(|| invalid("runtime.batch_size", "expected a positive integer"))?,
             );
         }
+        if let Some(s) = string("/runner/executor", "runner.executor")? {
+            if !EXECUTORS.contains(&s.as_str()) {
+                return Err(invalid("runner.executor", "expected one of local, process, e2b"));
+            }
+            cfg.executor = Some(s);
+        }
         Ok(cfg)
     }
 }
@@ -188,6 +200,10 @@ mod tests {
         assert_eq!(cfg.manifest_short_len, 10);
         assert_eq!(cfg.memory_budget, Some(1 << 20));
         assert_eq!(cfg.batch_size, Some(4096));
+        let cfg = OsirisConfig::parse("runner: {executor: process}\n", None).unwrap();
+        assert_eq!(cfg.executor.as_deref(), Some("process"));
+        let err = OsirisConfig::parse("runner: {executor: cloud}\n", None).unwrap_err();
+        assert!(err.to_string().contains("runner.executor"), "{err}");
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! family's default alias when the component's spec requires a connection; components whose
 //! connection is optional (files) get none unless the step names one.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::compile::Compiled;
-use crate::connections::SecretSource;
 use crate::connections::file::{ConnectionFileError, ConnectionsFile};
-use crate::prepared::{PreparedRun, PreparedStep, RunLimits, RunMetadata};
+use crate::connections::{ConnectionDescriptor, SecretSource};
+use crate::prepared::{IoLayout, PreparedRun, ResolvedConnection, RunLimits, RunMetadata, RunParams};
 use crate::registry::Registry;
 
 /// Identity of the run being prepared.
@@ -66,7 +68,8 @@ pub fn prepare(
     run: RunInputs,
     limits: RunLimits,
 ) -> Result<(PreparedRun, Vec<(String, String)>), PrepareError> {
-    let mut steps = Vec::with_capacity(compiled.manifest.steps.len());
+    let mut cfg_index = BTreeMap::new();
+    let mut resolved_connections: BTreeMap<String, ResolvedConnection> = BTreeMap::new();
     let mut secret_env: Vec<(String, String)> = Vec::new();
     for mstep in &compiled.manifest.steps {
         let component = registry.get(&mstep.component).ok_or_else(|| PrepareError::UnknownComponent {
@@ -76,6 +79,7 @@ pub fn prepare(
         let spec = component.spec();
         let cfg =
             compiled.step_config(&mstep.id).ok_or_else(|| PrepareError::MissingConfig { step: mstep.id.clone() })?;
+        cfg_index.insert(mstep.cfg_path.clone(), cfg.clone());
         let reference = cfg.get("connection").and_then(Value::as_str);
         let target = match (reference, &spec.connection) {
             (Some(r), _) => {
@@ -85,63 +89,82 @@ pub fn prepare(
             (None, Some(c)) if c.required => Some((c.family.clone(), None, format!("@{} (default alias)", c.family))),
             _ => None,
         };
-        let connection = match target {
-            None => None,
-            Some((family, alias, shown)) => {
-                let secrets: Vec<&str> = spec.secret_names().collect();
-                let resolved = connections.resolve(&family, alias.as_deref(), &secrets, env).map_err(|source| {
-                    PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
-                })?;
-                let mut descriptor = resolved.descriptor;
-                for (name, value) in resolved.synthetic_env {
-                    match secret_env.iter().find(|(k, _)| *k == name) {
-                        None => secret_env.push((name, value)),
-                        Some((_, same)) if *same == value => {}
-                        // Another connection's secret has the same synthetic name (`a_b`.`c` and
-                        // `a`.`b_c`): give this one a fresh name instead of sharing the other's value.
-                        Some(_) => {
-                            let fresh = (2..)
-                                .map(|n| format!("{name}_{n}"))
-                                .find(|n| !secret_env.iter().any(|(k, _)| k == n))
-                                .unwrap_or_default();
-                            for var in descriptor.secrets.values_mut().filter(|v| **v == name) {
-                                var.clone_from(&fresh);
-                            }
-                            secret_env.push((fresh, value));
-                        }
-                    }
-                }
-                Some(descriptor)
-            }
-        };
-        let mut config = cfg.clone();
-        for key in ["component", "mode", "connection"] {
-            config.remove(key);
+        let Some((family, alias, shown)) = target else { continue };
+        // Every component of the family declares its own secret fields; binding with all of them
+        // keeps one descriptor per connection, whichever steps share it.
+        let secrets = family_secret_names(registry, &family);
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        let resolved = connections.resolve(&family, alias.as_deref(), &secrets, env).map_err(|source| {
+            PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
+        })?;
+        let mut descriptor = resolved.descriptor;
+        if let Some(shared) = resolved_connections.get_mut(&descriptor.reference()) {
+            shared.used_by.push(mstep.id.clone());
+            continue;
         }
-        steps.push(PreparedStep {
-            id: mstep.id.clone(),
-            component: mstep.component.clone(),
-            mode: mstep.mode,
-            needs: mstep.needs.clone(),
-            config,
-            connection,
-        });
+        for (name, value) in resolved.synthetic_env {
+            add_synthetic_secret(&mut secret_env, &mut descriptor, name, value);
+        }
+        resolved_connections
+            .insert(descriptor.reference(), ResolvedConnection { descriptor, used_by: vec![mstep.id.clone()] });
     }
+    let manifest = &compiled.manifest;
     let prepared = PreparedRun {
-        manifest: compiled.manifest.clone(),
-        steps,
-        params: compiled.params.clone(),
-        limits,
+        plan: manifest.clone(),
+        resolved_connections,
+        cfg_index,
+        io_layout: IoLayout::default(),
+        run_params: RunParams { profile: compiled.profile.clone(), params: compiled.params.clone() },
+        constraints: limits,
         metadata: RunMetadata {
-            run_id: run.run_id,
-            pipeline_id: compiled.manifest.pipeline.id.clone(),
+            session_id: run.run_id,
+            pipeline_id: manifest.pipeline.id.clone(),
             pipeline_slug: compiled.pipeline_slug.clone(),
-            profile: compiled.profile.clone(),
-            adapter: run.adapter,
             created_at: run.created_at,
+            compiler_fingerprint: manifest.pipeline.fingerprints.compiler_fp.clone(),
+            manifest_hash: manifest.meta.manifest_hash.clone(),
+            adapter_target: run.adapter,
         },
     };
     Ok((prepared, secret_env))
+}
+
+/// Secret field names declared by the components of `family`.
+pub fn family_secret_names(registry: &Registry, family: &str) -> Vec<String> {
+    let mut names: Vec<String> = registry
+        .iter()
+        .map(|c| c.spec())
+        .filter(|s| s.connection.as_ref().is_some_and(|c| c.family == family))
+        .flat_map(|s| s.secret_names().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Records the synthetic variable of a secret written literally in the connections file.
+fn add_synthetic_secret(
+    secret_env: &mut Vec<(String, String)>,
+    descriptor: &mut ConnectionDescriptor,
+    name: String,
+    value: String,
+) {
+    match secret_env.iter().find(|(k, _)| *k == name) {
+        None => secret_env.push((name, value)),
+        Some((_, same)) if *same == value => {}
+        // Another connection's secret has the same synthetic name (`a_b`.`c` and `a`.`b_c`):
+        // give this one a fresh name instead of sharing the other's value.
+        Some(_) => {
+            let fresh = (2..)
+                .map(|n| format!("{name}_{n}"))
+                .find(|n| !secret_env.iter().any(|(k, _)| k == n))
+                .unwrap_or_default();
+            for var in descriptor.secrets.values_mut().filter(|v| **v == name) {
+                var.clone_from(&fresh);
+            }
+            secret_env.push((fresh, value));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -206,21 +229,22 @@ steps:
         let json = serde_json::to_string(&prepared).unwrap();
         assert!(!json.contains("env-secret-456"), "{json}");
         assert!(!json.contains("literal-secret-123"), "{json}");
-        let explicit = &prepared.steps[0];
+        let steps = prepared.steps().unwrap();
+        let explicit = &steps[0];
         let c = explicit.connection.as_ref().unwrap();
         assert_eq!((c.alias.as_str(), c.fields["host"].as_str()), ("main", Some("db.local")));
         assert_eq!(c.secrets["/password"], "DB_PASSWORD");
         assert!(!explicit.config.contains_key("connection") && !explicit.config.contains_key("component"));
         assert_eq!(explicit.config["port"], 3306);
-        let by_default = prepared.steps[1].connection.as_ref().unwrap();
+        let by_default = steps[1].connection.as_ref().unwrap();
         assert_eq!(by_default.alias, "fallback");
         assert_eq!(by_default.secrets["/password"], "OSIRIS_SECRET_DB_FALLBACK_PASSWORD");
         assert_eq!(
             secret_env,
             vec![("OSIRIS_SECRET_DB_FALLBACK_PASSWORD".to_string(), "literal-secret-123".to_string())]
         );
-        assert!(prepared.steps[2].connection.is_none());
-        assert_eq!(prepared.steps[2].needs, vec!["explicit"]);
+        assert!(steps[2].connection.is_none());
+        assert_eq!(steps[2].needs, vec!["explicit"]);
         assert_eq!(prepared.metadata.pipeline_slug, "prep");
         // Binding reads the value from the environment only now.
         let bound = c.bind(&env()).unwrap();
@@ -228,6 +252,31 @@ steps:
         // The PreparedRun round-trips through JSON.
         let back: PreparedRun = serde_json::from_str(&json).unwrap();
         assert_eq!(back, prepared);
+    }
+
+    #[test]
+    fn prepared_run_has_the_adapter_contract_fields_and_fails_fast_without_a_cfg() {
+        let reg = registry();
+        let compiled = Compiler::new(&reg).compile(Path::new("prep.yaml"), OML).unwrap();
+        let conns = ConnectionsFile::parse(CONNS, None).unwrap();
+        let (prepared, _) = prepare(&compiled, &conns, &reg, &env(), run(), RunLimits::default()).unwrap();
+        let json = serde_json::to_value(&prepared).unwrap();
+        for key in ["plan", "resolved_connections", "cfg_index", "io_layout", "run_params", "constraints", "metadata"] {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        assert_eq!(json["metadata"]["adapter_target"], "local");
+        assert_eq!(json["resolved_connections"]["@db.main"]["used_by"], serde_json::json!(["explicit"]));
+        assert_eq!(json["resolved_connections"]["@db.main"]["secrets"]["/password"], "DB_PASSWORD");
+        assert_eq!(json["cfg_index"]["cfg/write.json"]["path"], "out.csv");
+        let mut broken = prepared.clone();
+        broken.cfg_index.remove("cfg/write.json");
+        assert_eq!(
+            broken.steps().unwrap_err().to_string(),
+            "step 'write': its config cfg/write.json is missing from the prepared run's cfg_index; prepare the run again"
+        );
+        let mut unbound = prepared;
+        unbound.resolved_connections.clear();
+        assert!(unbound.steps().unwrap_err().to_string().contains("connection @db.main"));
     }
 
     #[test]
@@ -241,8 +290,9 @@ steps:
         let conns = ConnectionsFile::parse(conns, None).unwrap();
         let (prepared, secret_env) = prepare(&compiled, &conns, &reg, &env(), run(), RunLimits::default()).unwrap();
         let env: BTreeMap<String, String> = secret_env.into_iter().collect();
-        let first = prepared.steps[0].connection.as_ref().unwrap().bind(&env).unwrap();
-        let second = prepared.steps[1].connection.as_ref().unwrap().bind(&env).unwrap();
+        let steps = prepared.steps().unwrap();
+        let first = steps[0].connection.as_ref().unwrap().bind(&env).unwrap();
+        let second = steps[1].connection.as_ref().unwrap().bind(&env).unwrap();
         assert_eq!(first.get_string("b_password").as_deref(), Some("first-1"));
         assert_eq!(second.get_string("password").as_deref(), Some("second-2"));
     }
@@ -258,7 +308,7 @@ steps:
         for secret in ["env-secret-456", "nested-literal-7"] {
             assert!(!json.contains(secret), "{secret} in {json}");
         }
-        let c = prepared.steps[0].connection.as_ref().unwrap();
+        let c = prepared.steps().unwrap()[0].connection.clone().unwrap();
         assert!(c.secrets.contains_key("/dsn") && c.secrets.contains_key("/options/password"), "{c:?}");
     }
 

@@ -6,7 +6,7 @@
 //!   artifacts/<step>/cleaned_config.json
 //! ```
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -54,6 +54,13 @@ fn ulid(now: DateTime<Utc>) -> String {
     (0..26).rev().map(|i| ALPHABET[((value >> (5 * i)) & 31) as usize] as char).collect()
 }
 
+/// How the run log names an artifact: `artifacts/<step dir>/<file>`, relative to the run
+/// directory, so that the line is the same wherever the run executed.
+pub fn artifact_log_path(artifacts_dir: &Path, file_name: &str) -> String {
+    let step_dir = artifacts_dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    format!("artifacts/{step_dir}/{file_name}")
+}
+
 /// The run-log directory of one run.
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -88,6 +95,13 @@ impl RunDir {
             std::fs::write(self.path.join("cfg").join(format!("{step_id}.json")), json)?;
         }
         Ok(())
+    }
+
+    /// Writes `prepared_run.json`: the run exactly as it was handed to the adapter (secret
+    /// placeholders only).
+    pub fn write_prepared(&self, prepared: &crate::prepared::PreparedRun) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(prepared).map_err(io::Error::other)?;
+        std::fs::write(self.path.join("prepared_run.json"), text + "\n")
     }
 
     /// Writes `status.json` from the run's report.
@@ -150,13 +164,19 @@ impl RunStatus {
 /// `osiris.log`: one human-readable line per event, in Osiris's log format
 /// (`<time> - osiris - [<session>] - <LEVEL> - <message>`).
 pub struct TextLogSink {
-    file: Mutex<File>,
+    out: Mutex<Box<dyn Write + Send>>,
 }
 
 impl TextLogSink {
+    /// Appends to `osiris.log` in `dir`.
     pub fn create(dir: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(dir.join("osiris.log"))?;
-        Ok(TextLogSink { file: Mutex::new(file) })
+        Ok(Self::to_writer(file))
+    }
+
+    /// Writes the lines to `out` (a worker's stderr).
+    pub fn to_writer(out: impl Write + Send + 'static) -> Self {
+        TextLogSink { out: Mutex::new(Box::new(out)) }
     }
 }
 
@@ -171,8 +191,8 @@ impl TelemetrySink for TextLogSink {
             level,
             message
         );
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = file.write_all(line.as_bytes());
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = out.write_all(line.as_bytes());
     }
 }
 

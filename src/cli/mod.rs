@@ -10,6 +10,7 @@ mod oml;
 mod progress;
 mod project;
 mod run;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -35,8 +36,12 @@ enum Command {
     Oml(OmlCommand),
     /// Compile a pipeline into a deterministic, fingerprinted manifest under build/.
     Compile(CompileArgs),
-    /// Compile (when given OML) and run a pipeline with the local adapter.
+    /// Compile (when given OML) and run a pipeline: locally, in a child worker process, or in an
+    /// E2B sandbox (--target).
     Run(RunArgs),
+    /// Run a prepared run and stream its telemetry home as Arrow IPC (started by the process and
+    /// E2B adapters; not for everyday use).
+    Worker(worker::WorkerArgs),
     /// Inspect connections from osiris_connections.yaml (secrets masked).
     #[command(subcommand)]
     Connections(ConnectionsCommand),
@@ -100,6 +105,36 @@ struct RunArgs {
     /// Print every event and metric as a JSON line on stderr as it happens (no progress display).
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// Where the run executes: `local` (this process), `process` (a child `osiris worker`, which
+    /// isolates crashes) or `e2b` (an E2B sandbox). Default: $OSIRIS_EXECUTION_TARGET, else
+    /// osiris.yaml `runner.executor`, else local.
+    #[arg(long, value_enum)]
+    target: Option<Target>,
+    /// Short for `--target e2b`.
+    #[arg(long, conflicts_with = "target")]
+    e2b: bool,
+}
+
+/// Where a run executes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Local,
+    Process,
+    E2b,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Local => "local",
+            Target::Process => "process",
+            Target::E2b => "e2b",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [Target::Local, Target::Process, Target::E2b].into_iter().find(|t| t.name() == text)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +285,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Oml(OmlCommand::Validate { json, .. }) => *json,
         Command::Compile(args) => args.json,
         Command::Run(args) => args.json,
+        Command::Worker(_) => false,
         Command::Connections(ConnectionsCommand::List { json } | ConnectionsCommand::Doctor { json, .. }) => *json,
         Command::Components(ComponentsCommand::List { json, .. } | ComponentsCommand::Show { json, .. }) => *json,
     }
@@ -283,6 +319,7 @@ fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Oml(OmlCommand::Validate { files, json }) => oml::validate_files(&registry, &files, json),
         Command::Compile(args) => compile::command(&registry, &args),
         Command::Run(args) => run::command(registry, args),
+        Command::Worker(args) => worker::command(registry, args),
         Command::Connections(ConnectionsCommand::List { json }) => connections::list(&registry, json),
         Command::Connections(ConnectionsCommand::Doctor { family, alias, json }) => {
             connections::doctor(&registry, family.as_deref(), alias.as_deref(), json)

@@ -1,11 +1,12 @@
-//! `osiris run FILE | --last-compile`: compile when given OML, prepare, execute with the local
-//! adapter, show progress, report where outputs and logs are.
+//! `osiris run FILE | --last-compile`: compile when given OML, prepare, execute with the chosen
+//! adapter (local, process or e2b), show progress, report where outputs and logs are.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use osiris_adapters::local::LocalAdapter;
-use osiris_adapters::{ExecResult, ExecutionAdapter, ExecutionContext};
+use osiris_adapters::process::ProcessAdapter;
+use osiris_adapters::{ExecResult, ExecutionAdapter, ExecutionContext, FailureSource, run_prepared};
 use osiris_engine::compile::{self, Compiled};
 use osiris_engine::connections::file::ConnectionsFile;
 use osiris_engine::prepare::{RunInputs, prepare};
@@ -22,11 +23,12 @@ use tokio_util::sync::CancellationToken;
 use super::compile::{compile_and_write, compile_error};
 use super::progress::{ProgressDisplay, group_thousands};
 use super::project::Project;
-use super::{CliError, Outcome, RunArgs};
+use super::{CliError, Outcome, RunArgs, Target};
 
 pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
     let started = std::time::Instant::now();
     let project = Project::load()?;
+    let target = choose_target(&project, &args)?;
     let compiled = load_pipeline(&project, &registry, &args)?;
     let compile_seconds = started.elapsed().as_secs_f64();
 
@@ -37,13 +39,16 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         memory_budget: args.memory_budget.or(project.config.memory_budget).unwrap_or(DEFAULT_MEMORY_BUDGET),
         batch_size: project.config.batch_size.unwrap_or(RunLimits::default().batch_size),
     };
-    let inputs =
-        RunInputs { run_id: ids.run_id.clone(), adapter: "local".into(), created_at: ids.started_at.to_rfc3339() };
+    let inputs = RunInputs {
+        run_id: ids.run_id.clone(),
+        adapter: target.name().into(),
+        created_at: ids.started_at.to_rfc3339(),
+    };
     let env = project.secrets(&[]);
     let (prepared, secret_env) = prepare(&compiled, &connections, &registry, &env, inputs, limits)
         .map_err(|e| prepare_error(&e.to_string(), args.json))?;
 
-    let run_dir = create_run_dir(&project, &compiled, &ids)?;
+    let run_dir = create_run_dir(&project, &compiled, &ids, &prepared)?;
     let outputs = output_paths(&project, &prepared);
     let show_progress = !args.json && !args.verbose && ProgressDisplay::wanted();
     let cancel = CancellationToken::new();
@@ -55,7 +60,8 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         extra_sinks: if args.verbose { vec![Arc::new(VerboseSink) as Arc<dyn TelemetrySink>] } else { vec![] },
         on_start: None,
     };
-    let result = execute(prepared, ctx, registry, cancel, show_progress)?;
+    let adapter = make_adapter(target, registry, args.verbose)?;
+    let result = execute(prepared, ctx, adapter, cancel, show_progress)?;
     let timing =
         Timing { compile_seconds, total_seconds: started.elapsed().as_secs_f64(), progress_shown: show_progress };
     report(&project, &result, &run_dir, &outputs, &args, &timing)
@@ -97,7 +103,47 @@ fn prepare_error(message: &str, as_json: bool) -> CliError {
     }
 }
 
-fn create_run_dir(project: &Project, compiled: &Compiled, ids: &RunIds) -> Result<RunDir, CliError> {
+/// `--target`/`--e2b`, else `$OSIRIS_EXECUTION_TARGET`, else `runner.executor`, else local.
+fn choose_target(project: &Project, args: &RunArgs) -> Result<Target, CliError> {
+    if args.e2b {
+        return Ok(Target::E2b);
+    }
+    if let Some(target) = args.target {
+        return Ok(target);
+    }
+    if let Some(value) = std::env::var("OSIRIS_EXECUTION_TARGET").ok().filter(|v| !v.is_empty()) {
+        return Target::parse(&value).ok_or_else(|| {
+            CliError::usage(
+                format!("OSIRIS_EXECUTION_TARGET={value} is not an execution target"),
+                "set it to local, process or e2b, or unset it",
+            )
+        });
+    }
+    Ok(project.config.executor.as_deref().and_then(Target::parse).unwrap_or(Target::Local))
+}
+
+fn make_adapter(target: Target, registry: Registry, verbose: bool) -> Result<Box<dyn ExecutionAdapter>, CliError> {
+    match target {
+        Target::Local => Ok(Box::new(LocalAdapter::new(registry))),
+        Target::Process => {
+            let program = std::env::current_exe().map_err(|e| {
+                CliError::run_failed(format!("cannot locate the osiris binary to start a worker: {e}"), None)
+            })?;
+            Ok(Box::new(ProcessAdapter::new(program).echo_stderr(verbose)))
+        }
+        Target::E2b => Err(CliError::usage(
+            "the e2b target is not available in this build yet",
+            "use --target local or --target process",
+        )),
+    }
+}
+
+fn create_run_dir(
+    project: &Project,
+    compiled: &Compiled,
+    ids: &RunIds,
+    prepared: &PreparedRun,
+) -> Result<RunDir, CliError> {
     let root = project.base_dir.join(&project.config.run_logs_dir);
     let io_err = |e: std::io::Error| {
         CliError::run_failed(
@@ -110,6 +156,7 @@ fn create_run_dir(project: &Project, compiled: &Compiled, ids: &RunIds) -> Resul
     let cfgs: Vec<(String, String)> =
         compiled.steps.iter().filter_map(|s| compiled.cfg_json(&s.id).map(|json| (s.id.clone(), json))).collect();
     run_dir.write_compiled(&compiled.manifest_yaml(), &cfgs).map_err(io_err)?;
+    run_dir.write_prepared(prepared).map_err(io_err)?;
     Ok(run_dir)
 }
 
@@ -118,8 +165,9 @@ fn create_run_dir(project: &Project, compiled: &Compiled, ids: &RunIds) -> Resul
 /// filesystem connection `base_dir` when it has one, else the working directory.
 fn output_paths(project: &Project, prepared: &PreparedRun) -> Vec<(String, PathBuf)> {
     prepared
-        .steps
-        .iter()
+        .steps()
+        .unwrap_or_default()
+        .into_iter()
         .filter(|s| s.mode == Mode::Write)
         .filter_map(|s| {
             let path = s.config.get("path").and_then(Value::as_str)?;
@@ -133,7 +181,7 @@ fn output_paths(project: &Project, prepared: &PreparedRun) -> Vec<(String, PathB
 fn execute(
     prepared: PreparedRun,
     mut ctx: ExecutionContext,
-    registry: Registry,
+    mut adapter: Box<dyn ExecutionAdapter>,
     cancel: CancellationToken,
     show_progress: bool,
 ) -> Result<ExecResult, CliError> {
@@ -162,7 +210,9 @@ fn execute(
                 std::process::exit(130);
             }
         });
-        LocalAdapter::new(registry).execute(prepared, ctx).await.map_err(|e| CliError::run_failed(e.to_string(), None))
+        run_prepared(adapter.as_mut(), prepared, ctx)
+            .await
+            .map_err(|e| CliError::run_failed(e.to_string(), e.hint().map(str::to_string)))
     });
     drop(display.lock().unwrap_or_else(|p| p.into_inner()).take());
     result
@@ -214,7 +264,8 @@ fn report(
         };
         let json = json!({
             "status": "error", "phase": "execute", "message": message, "hint": hint,
-            "failed_step": step, "error_code": code,
+            "failed_step": step, "error_code": code, "source": result.source,
+            "execution_type": adapter_name(result),
             "session_id": result.run_id, "session_dir": session_dir, "steps": steps,
         });
         if !args.json {
@@ -225,11 +276,12 @@ fn report(
     if args.json {
         return Ok(Outcome::json(json!({
             "status": "success",
-            "message": "Pipeline executed successfully (local)",
+            "message": format!("Pipeline executed successfully ({})", adapter_name(result)),
             "session_id": result.run_id,
             "session_dir": session_dir,
             "artifacts_dir": run_dir.path().join("artifacts").display().to_string(),
-            "execution_type": "local",
+            "execution_type": adapter_name(result),
+            "adapter": result.details,
             "duration": {"total": timing.total_seconds, "compile": timing.compile_seconds},
             "total_rows": run.total_rows,
             "cache_peak_bytes": run.cache_peak_bytes,
@@ -238,6 +290,15 @@ fn report(
         })));
     }
     Ok(Outcome::text(summary(run, project, run_dir, &written, timing)))
+}
+
+/// The adapter that ran: `status.json`'s `sandbox_id` is the adapter name except for E2B, whose
+/// sandbox id is in the details.
+fn adapter_name(result: &ExecResult) -> &str {
+    match result.source {
+        FailureSource::Remote => "e2b",
+        FailureSource::Local => result.status.sandbox_id.as_str(),
+    }
 }
 
 fn summary(

@@ -1231,7 +1231,7 @@ impl Job<'_> {
             Ok(()) => self.ctx.telemetry.event(Event::ArtifactCreated {
                 step_id: self.t.w.step.clone(),
                 artifact_type: "ddl_plan".into(),
-                path: path.display().to_string(),
+                path: osiris_engine::runlog::artifact_log_path(&self.ctx.artifacts_dir, "ddl_plan.sql"),
             }),
             Err(e) => tracing::warn!(step = %self.t.w.step, error = %e, "mysql.writer: cannot write ddl_plan.sql"),
         }

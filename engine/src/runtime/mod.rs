@@ -40,6 +40,8 @@ pub enum RuntimeError {
     NoOutput(String),
     #[error("cannot create run directory {path}: {source}")]
     RunDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Prepared(#[from] crate::prepared::PreparedRunError),
 }
 
 /// Where and how a run executes.
@@ -78,7 +80,7 @@ pub struct StepFailure {
 }
 
 /// Outcome of one step.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepReport {
     pub step_id: String,
     pub component: String,
@@ -92,7 +94,7 @@ pub struct StepReport {
 }
 
 /// Outcome of a run.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunReport {
     pub steps: Vec<StepReport>,
     pub failure: Option<StepFailure>,
@@ -131,6 +133,7 @@ struct StepSlot {
 /// A run ready to execute. Add taps with [`Execution::tap`] before calling [`Execution::run`].
 pub struct Execution {
     prepared: PreparedRun,
+    steps: Vec<PreparedStep>,
     env: RunEnv,
     budget: Arc<MemoryBudget>,
     slots: Vec<StepSlot>,
@@ -140,11 +143,12 @@ pub struct Execution {
 impl Execution {
     /// Checks the step graph and sets up the step cache.
     pub fn new(prepared: PreparedRun, env: RunEnv) -> Result<Self, RuntimeError> {
-        let budget = Arc::new(MemoryBudget::new(prepared.limits.memory_budget));
+        let steps = prepared.steps()?;
+        let budget = Arc::new(MemoryBudget::new(prepared.constraints.memory_budget));
         let spill_dir = env.run_dir.join("spill");
         let mut index = HashMap::new();
         let mut slots = Vec::new();
-        for (i, step) in prepared.steps.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
             index.insert(step.id.clone(), i);
             // The index keeps spill files of ids that sanitize alike (`a.b`, `a_b`) apart.
             let spill_path = spill_dir.join(format!("{i}-{}.arrows", sanitize_identifier(&step.id)));
@@ -158,14 +162,14 @@ impl Execution {
                 output,
             });
         }
-        for step in &prepared.steps {
+        for step in &steps {
             for need in &step.needs {
                 if !index.contains_key(need) {
                     return Err(RuntimeError::UnknownNeed { step_id: step.id.clone(), need: need.clone() });
                 }
             }
         }
-        Ok(Execution { prepared, env, budget, slots, index })
+        Ok(Execution { prepared, steps, env, budget, slots, index })
     }
 
     /// Reads a step's output while the run executes, as an extra consumer of the step cache.
@@ -199,10 +203,10 @@ impl Execution {
         let meta = &self.prepared.metadata;
         telemetry.event(Event::RunStart {
             pipeline_id: meta.pipeline_id.clone(),
-            profile: meta.profile.clone(),
-            manifest_hash: self.prepared.manifest.meta.manifest_hash.clone(),
-            manifest_short: self.prepared.manifest.meta.manifest_short.clone(),
-            adapter: meta.adapter.clone(),
+            profile: self.prepared.run_params.profile.clone(),
+            manifest_hash: self.prepared.plan.meta.manifest_hash.clone(),
+            manifest_short: self.prepared.plan.meta.manifest_short.clone(),
+            adapter: meta.adapter_target.clone(),
             steps_total: self.slots.len(),
             memory_budget_bytes: self.budget.limit(),
         });
@@ -213,9 +217,9 @@ impl Execution {
             run_dir: self.env.run_dir.clone(),
             base_dir: self.env.base_dir.clone(),
             memory_budget: self.budget.limit(),
-            batch_size: self.prepared.limits.batch_size,
+            batch_size: self.prepared.constraints.batch_size,
         });
-        let downstream = downstream_map(&self.prepared.steps);
+        let downstream = downstream_map(&self.steps);
         let statuses: Vec<watch::Receiver<StepStatus>> = self.slots.iter().map(|s| s.status.subscribe()).collect();
         let cancels: Vec<CancellationToken> = self.slots.iter().map(|s| s.cancel.clone()).collect();
 
@@ -519,7 +523,7 @@ fn write_cleaned_config(slot: &StepSlot, artifacts_dir: &std::path::Path, connec
         slot.telemetry.event(Event::ArtifactCreated {
             step_id: slot.step.id.clone(),
             artifact_type: "cleaned_config".into(),
-            path: path.display().to_string(),
+            path: crate::runlog::artifact_log_path(artifacts_dir, "cleaned_config.json"),
         });
     }
 }

@@ -189,45 +189,42 @@ fn step(id: &str, component: &str, mode: Mode, needs: &[&str], config: Value) ->
 
 fn prepared(steps: Vec<PreparedStep>, memory_budget: u64) -> PreparedRun {
     let fp = || "sha256:0".to_string();
-    PreparedRun {
-        manifest: Manifest {
-            meta: ManifestMeta {
-                generated_at: String::new(),
-                manifest_hash: "0".repeat(64),
-                manifest_short: "0000000".into(),
-                oml_version: "0.1.0".into(),
-                profile: "dev".into(),
-                run_id: "${run_id}".into(),
-                toolchain: Toolchain { compiler: "test".into(), registry: "test".into() },
-            },
-            metadata: None,
-            name: Some("test".into()),
-            pipeline: ManifestPipeline {
-                fingerprints: Fingerprints {
-                    compiler_fp: fp(),
-                    manifest_fp: fp(),
-                    oml_fp: fp(),
-                    params_fp: fp(),
-                    profile: "dev".into(),
-                    registry_fp: fp(),
-                },
-                id: "test".into(),
-                version: "0.1.0".into(),
-            },
-            steps: Vec::new(),
-        },
-        steps,
-        params: Default::default(),
-        limits: RunLimits { memory_budget, batch_size: 1024 },
-        metadata: RunMetadata {
-            run_id: "run".into(),
-            pipeline_id: "test".into(),
-            pipeline_slug: "test".into(),
+    let plan = Manifest {
+        meta: ManifestMeta {
+            generated_at: String::new(),
+            manifest_hash: "0".repeat(64),
+            manifest_short: "0000000".into(),
+            oml_version: "0.1.0".into(),
             profile: "dev".into(),
-            adapter: "local".into(),
-            created_at: String::new(),
+            run_id: "${run_id}".into(),
+            toolchain: Toolchain { compiler: "test".into(), registry: "test".into() },
         },
-    }
+        metadata: None,
+        name: Some("test".into()),
+        pipeline: ManifestPipeline {
+            fingerprints: Fingerprints {
+                compiler_fp: fp(),
+                manifest_fp: fp(),
+                oml_fp: fp(),
+                params_fp: fp(),
+                profile: "dev".into(),
+                registry_fp: fp(),
+            },
+            id: "test".into(),
+            version: "0.1.0".into(),
+        },
+        steps: Vec::new(),
+    };
+    let metadata = RunMetadata {
+        session_id: "run".into(),
+        pipeline_id: "test".into(),
+        pipeline_slug: "test".into(),
+        created_at: String::new(),
+        compiler_fingerprint: fp(),
+        manifest_hash: "0".repeat(64),
+        adapter_target: "local".into(),
+    };
+    PreparedRun::from_steps(plan, steps, RunLimits { memory_budget, batch_size: 1024 }, metadata)
 }
 
 async fn run(steps: Vec<PreparedStep>, memory_budget: u64) -> (RunReport, Vec<crate::telemetry::Record>) {

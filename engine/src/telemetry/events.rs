@@ -123,6 +123,24 @@ impl Event {
             Event::RunEnd { .. } => "run_end",
         }
     }
+
+    /// The step the event is about, if any.
+    pub fn step_id(&self) -> Option<&str> {
+        match self {
+            Event::StepStart { step_id, .. }
+            | Event::InputsResolved { step_id, .. }
+            | Event::ConnectionResolveStart { step_id, .. }
+            | Event::ConnectionResolveComplete { step_id, .. }
+            | Event::ArtifactCreated { step_id, .. }
+            | Event::CacheSpillStart { step_id, .. }
+            | Event::CacheSpillComplete { step_id, .. }
+            | Event::StepComplete { step_id, .. }
+            | Event::StepError { step_id, .. }
+            | Event::StepCancelled { step_id, .. }
+            | Event::RunError { step_id, .. } => Some(step_id),
+            Event::RunStart { .. } | Event::CleanupComplete { .. } | Event::RunEnd { .. } => None,
+        }
+    }
 }
 
 /// Metric names.
