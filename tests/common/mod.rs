@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mysql;
+pub mod parity;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -39,6 +39,11 @@ pub const STALL_TIMEOUT: Duration = Duration::from_millis(250);
 /// Upper bound of the per-output high-water mark.
 const MAX_HIGH_WATER: u64 = 64 * 1024 * 1024;
 
+/// What a consumer of a failed step's output is told (also the reason it is cancelled with).
+pub fn upstream_failed_message(step_id: &str) -> String {
+    CacheError::UpstreamFailed { step_id: step_id.to_string() }.to_string()
+}
+
 /// Step cache errors.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -386,7 +391,8 @@ impl OutputSink {
             self.spill = Some((file, 0));
             self.telemetry.event(Event::CacheSpillStart {
                 step_id: self.shared.step_id.clone(),
-                path: path.display().to_string(),
+                // Relative to the run directory, like artifact paths: the same on every adapter.
+                path: format!("spill/{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
                 budget_bytes: self.shared.budget.limit(),
                 used_bytes: self.shared.budget.used(),
             });

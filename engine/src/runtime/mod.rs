@@ -125,6 +125,9 @@ struct StepSlot {
     step: PreparedStep,
     telemetry: StepTelemetry,
     cancel: CancellationToken,
+    /// Why `cancel` fired, when an upstream step failed: the step reports that reason whichever
+    /// it notices first, the token or its input's end.
+    cancel_reason: Arc<std::sync::OnceLock<String>>,
     status: watch::Sender<StepStatus>,
     started: Arc<std::sync::OnceLock<Instant>>,
     output: Option<StepOutput>,
@@ -157,6 +160,7 @@ impl Execution {
                 step: step.clone(),
                 telemetry: env.telemetry.step(&step.id),
                 cancel: env.cancel.child_token(),
+                cancel_reason: Arc::default(),
                 status: watch::channel(StepStatus::Pending).0,
                 started: Arc::default(),
                 output,
@@ -221,7 +225,8 @@ impl Execution {
         });
         let downstream = downstream_map(&self.steps);
         let statuses: Vec<watch::Receiver<StepStatus>> = self.slots.iter().map(|s| s.status.subscribe()).collect();
-        let cancels: Vec<CancellationToken> = self.slots.iter().map(|s| s.cancel.clone()).collect();
+        let cancels: Vec<(CancellationToken, Arc<std::sync::OnceLock<String>>)> =
+            self.slots.iter().map(|s| (s.cancel.clone(), s.cancel_reason.clone())).collect();
 
         // Wire every consumer to its upstream outputs before any step starts.
         let mut wired = Vec::new();
@@ -268,7 +273,9 @@ impl Execution {
                 StepResult::Cancelled => StepStatus::Cancelled,
                 StepResult::Failed(err) => {
                     for &d in &downstream[i] {
-                        cancels[d].cancel();
+                        let (cancel, reason) = &cancels[d];
+                        let _ = reason.set(cache::upstream_failed_message(&slot.step.id));
+                        cancel.cancel();
                     }
                     if failure.is_none() {
                         telemetry.event(Event::RunError {
@@ -411,7 +418,9 @@ async fn run_step(
             });
             StepResult::Succeeded
         }
-        Err(err) if err.is_cancellation() || slot.cancel.is_cancelled() => cancelled(slot, &err.message),
+        Err(err) if err.is_cancellation() || slot.cancel.is_cancelled() => {
+            cancelled(slot, slot.cancel_reason.get().unwrap_or(&err.message))
+        }
         Err(err) => {
             emit_step_metrics(slot, duration);
             telemetry.event(Event::StepError {
