@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::compile::Compiled;
 use crate::connections::file::{ConnectionFileError, ConnectionsFile};
 use crate::connections::{ConnectionDescriptor, SecretSource};
-use crate::prepared::{IoLayout, PreparedRun, ResolvedConnection, RunLimits, RunMetadata, RunParams};
+use crate::prepared::{IoLayout, PreparedRun, ResolvedConnection, RunLimits, RunMetadata, RunParams, StepFile};
 use crate::registry::Registry;
+use crate::spec::{ComponentSpec, FileRole};
 
 /// Identity of the run being prepared.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +72,7 @@ pub fn prepare(
     let mut cfg_index = BTreeMap::new();
     let mut resolved_connections: BTreeMap<String, ResolvedConnection> = BTreeMap::new();
     let mut secret_env: Vec<(String, String)> = Vec::new();
+    let mut io_layout = IoLayout::default();
     for mstep in &compiled.manifest.steps {
         let component = registry.get(&mstep.component).ok_or_else(|| PrepareError::UnknownComponent {
             step: mstep.id.clone(),
@@ -80,6 +82,7 @@ pub fn prepare(
         let cfg =
             compiled.step_config(&mstep.id).ok_or_else(|| PrepareError::MissingConfig { step: mstep.id.clone() })?;
         cfg_index.insert(mstep.cfg_path.clone(), cfg.clone());
+        let files = step_files(&mstep.id, spec, cfg);
         let reference = cfg.get("connection").and_then(Value::as_str);
         let target = match (reference, &spec.connection) {
             (Some(r), _) => {
@@ -89,7 +92,10 @@ pub fn prepare(
             (None, Some(c)) if c.required => Some((c.family.clone(), None, format!("@{} (default alias)", c.family))),
             _ => None,
         };
-        let Some((family, alias, shown)) = target else { continue };
+        let Some((family, alias, shown)) = target else {
+            io_layout.add(files, None);
+            continue;
+        };
         // Every component of the family declares its own secret fields; binding with all of them
         // keeps one descriptor per connection, whichever steps share it.
         let secrets = family_secret_names(registry, &family);
@@ -98,6 +104,7 @@ pub fn prepare(
             PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
         })?;
         let mut descriptor = resolved.descriptor;
+        io_layout.add(files, descriptor.fields.get("base_dir").and_then(Value::as_str));
         if let Some(shared) = resolved_connections.get_mut(&descriptor.reference()) {
             shared.used_by.push(mstep.id.clone());
             continue;
@@ -113,7 +120,7 @@ pub fn prepare(
         plan: manifest.clone(),
         resolved_connections,
         cfg_index,
-        io_layout: IoLayout::default(),
+        io_layout,
         run_params: RunParams { profile: compiled.profile.clone(), params: compiled.params.clone() },
         constraints: limits,
         metadata: RunMetadata {
@@ -127,6 +134,32 @@ pub fn prepare(
         },
     };
     Ok((prepared, secret_env))
+}
+
+/// The files a step's config names, by the keys its spec marks as files.
+fn step_files(step_id: &str, spec: &ComponentSpec, cfg: &serde_json::Map<String, Value>) -> Vec<(FileRole, StepFile)> {
+    spec.config
+        .iter()
+        .filter_map(|field| {
+            let path = cfg.get(&field.name).and_then(Value::as_str)?;
+            Some((field.file?, StepFile { step_id: step_id.to_string(), path: path.to_string() }))
+        })
+        .collect()
+}
+
+impl IoLayout {
+    /// Records step files, resolved against the connection's `base_dir` as the drivers do.
+    fn add(&mut self, files: Vec<(FileRole, StepFile)>, base_dir: Option<&str>) {
+        for (role, mut file) in files {
+            if let Some(base) = base_dir.filter(|_| !std::path::Path::new(&file.path).is_absolute()) {
+                file.path = std::path::Path::new(base).join(&file.path).to_string_lossy().into_owned();
+            }
+            match role {
+                FileRole::Input => self.inputs.push(file),
+                FileRole::Output => self.outputs.push(file),
+            }
+        }
+    }
 }
 
 /// Secret field names declared by the components of `family`.

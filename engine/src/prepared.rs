@@ -54,6 +54,21 @@ pub struct IoLayout {
     pub cfg_dir: String,
     pub artifacts_dir: String,
     pub spill_dir: String,
+    /// Files steps read, as the drivers resolve them (relative paths against the run's base
+    /// directory). Remote adapters upload these.
+    #[serde(default)]
+    pub inputs: Vec<StepFile>,
+    /// Files steps write; remote adapters download those of succeeded steps.
+    #[serde(default)]
+    pub outputs: Vec<StepFile>,
+}
+
+/// A file a step reads or writes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFile {
+    pub step_id: String,
+    /// Relative to the run's base directory, or absolute.
+    pub path: String,
 }
 
 impl Default for IoLayout {
@@ -67,6 +82,8 @@ impl Default for IoLayout {
             cfg_dir: "cfg".into(),
             artifacts_dir: "artifacts".into(),
             spill_dir: "spill".into(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
         }
     }
 }

@@ -106,7 +106,20 @@ pub struct ConfigField {
     /// Secret keys must never be written inline in OML; they come from a connection.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// The key names a local file the step reads or writes (relative paths resolve against the
+    /// connection's `base_dir`, else the working directory). Remote adapters upload inputs and
+    /// download outputs by it, without interpreting the driver's config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileRole>,
     pub description: String,
+}
+
+/// How a step uses the file a config key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileRole {
+    Input,
+    Output,
 }
 
 impl ConfigField {
@@ -118,6 +131,7 @@ impl ConfigField {
             default: None,
             allowed: Vec::new(),
             secret: false,
+            file: None,
             description: description.to_string(),
         }
     }
@@ -146,6 +160,18 @@ impl ConfigField {
     /// Marks the key as a secret.
     pub fn secret(mut self) -> Self {
         self.secret = true;
+        self
+    }
+
+    /// Marks the key as naming a file the step reads.
+    pub fn input_file(mut self) -> Self {
+        self.file = Some(FileRole::Input);
+        self
+    }
+
+    /// Marks the key as naming a file the step writes.
+    pub fn output_file(mut self) -> Self {
+        self.file = Some(FileRole::Output);
         self
     }
 }
@@ -254,6 +280,11 @@ impl ComponentSpec {
             }
             if f.secret {
                 description.push_str(" Secret: comes from a connection, never inline.");
+            }
+            match f.file {
+                Some(FileRole::Input) => description.push_str(" Input file: remote runs upload it."),
+                Some(FileRole::Output) => description.push_str(" Output file: remote runs download it."),
+                None => {}
             }
             let default = f.default.as_ref().map(|d| format!("`{d}`")).unwrap_or_default();
             out.push_str(&format!(

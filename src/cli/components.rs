@@ -76,6 +76,12 @@ pub fn render_spec(spec: &ComponentSpec) -> String {
         if field.secret {
             notes.push("secret".into());
         }
+        if let Some(role) = field.file {
+            notes.push(format!(
+                "{} file",
+                if role == osiris_engine::spec::FileRole::Input { "input" } else { "output" }
+            ));
+        }
         text.push_str(&format!("    {:<18} {}\n      {}\n", field.name, notes.join(", "), field.description));
     }
     if let Some(example) = &spec.example {

@@ -160,22 +160,10 @@ fn create_run_dir(
     Ok(run_dir)
 }
 
-/// The `path` of every writer, resolved against the working directory.
-/// The `path` of every writer, resolved as the file drivers resolve it: against the step's
-/// filesystem connection `base_dir` when it has one, else the working directory.
+/// The files the steps write (the keys their specs mark as output files), resolved as the file
+/// drivers resolve them: against the step's connection `base_dir`, then the working directory.
 fn output_paths(project: &Project, prepared: &PreparedRun) -> Vec<(String, PathBuf)> {
-    prepared
-        .steps()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| s.mode == Mode::Write)
-        .filter_map(|s| {
-            let path = s.config.get("path").and_then(Value::as_str)?;
-            let base = s.connection.as_ref().and_then(|c| c.fields.get("base_dir")).and_then(Value::as_str);
-            let base = base.map_or_else(|| project.cwd.clone(), |b| project.cwd.join(b));
-            Some((s.id.clone(), base.join(path)))
-        })
-        .collect()
+    prepared.io_layout.outputs.iter().map(|f| (f.step_id.clone(), project.cwd.join(&f.path))).collect()
 }
 
 fn execute(

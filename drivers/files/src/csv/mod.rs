@@ -38,7 +38,8 @@ impl CsvExtractor {
                 "path",
                 String,
                 "CSV file to read; relative paths resolve against the connection's base_dir, else the working directory",
-            ),
+            )
+            .input_file(),
             ConfigField::with_default(
                 "delimiter",
                 String,
@@ -143,7 +144,8 @@ impl CsvWriter {
     pub fn new() -> Self {
         use FieldType::*;
         let config = vec![
-            ConfigField::required("path", String, "CSV file to write; relative paths resolve against the connection's base_dir, else the working directory"),
+            ConfigField::required("path", String, "CSV file to write; relative paths resolve against the connection's base_dir, else the working directory")
+                .output_file(),
             ConfigField::with_default("delimiter", String, json!(","), "Field delimiter: one ASCII character (`\\t` or `tab` for a tab)"),
             ConfigField::with_default("header", Boolean, json!(true), "Write a header line with the column names"),
             ConfigField::with_default("encoding", String, json!("utf-8"), "Text encoding: utf-8, latin-1 or ascii"),

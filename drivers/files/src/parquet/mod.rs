@@ -35,7 +35,8 @@ impl ParquetExtractor {
             description: "Streams a Parquet file as Arrow batches in bounded memory, optionally projecting columns and limiting rows.".into(),
             modes: vec![Mode::Extract],
             config: vec![
-                ConfigField::required("path", String, "Parquet file to read; relative paths resolve against the connection's base_dir, else the working directory"),
+                ConfigField::required("path", String, "Parquet file to read; relative paths resolve against the connection's base_dir, else the working directory")
+                .input_file(),
                 ConfigField::optional("columns", Array, "Column names to keep, in this order"),
                 ConfigField::optional("batch_size", Integer, "Rows per output batch (default: the run's batch size)"),
                 ConfigField::optional("limit", Integer, "Maximum number of rows to read"),
@@ -85,7 +86,8 @@ The file is written under a temporary name and renamed on success, so a failed r
                     "path",
                     String,
                     "Parquet file to write; relative paths resolve against the connection's base_dir, else the working directory",
-                ),
+                )
+                .output_file(),
                 ConfigField::with_default("compression", String, json!("snappy"), "Column chunk compression")
                     .allowed(["none", "snappy", "zstd", "lz4", "gzip"]),
                 ConfigField::with_default("row_group_size", Integer, json!(1_048_576), "Maximum rows per row group"),
