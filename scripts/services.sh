@@ -2,6 +2,7 @@
 # Ensures the services the tests and the main job use, installing and starting them when absent:
 # a MariaDB server on 127.0.0.1:3306 with a test account
 #   user osiris_test, password osiris_test, all privileges on databases named osiris%
+#   user osiris_secret_probe (a recognisable password), SELECT on them, for the secrets tests
 # (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server).
 # Usage: bash scripts/services.sh          (needs root to install or start MariaDB)
 set -euo pipefail
@@ -11,7 +12,10 @@ port="${OSIRIS_TEST_MYSQL_PORT:-3306}"
 user="${OSIRIS_TEST_MYSQL_USER:-osiris_test}"
 password="${OSIRIS_TEST_MYSQL_PASSWORD:-osiris_test}"
 
-account_works() { mariadb -h "$host" -P "$port" -u "$user" -p"$password" -e 'SELECT 1' >/dev/null 2>&1; }
+account_works() {
+  mariadb -h "$host" -P "$port" -u "$user" -p"$password" -e 'SELECT 1' >/dev/null 2>&1 &&
+    mariadb -h "$host" -P "$port" -u osiris_secret_probe -p'Probe-S3cret-Wq7Zk2-recognisable' -e 'SELECT 1' >/dev/null 2>&1
+}
 server_answers() { mariadb-admin -h "$host" -P "$port" ping >/dev/null 2>&1 || mariadb -u root -e 'SELECT 1' >/dev/null 2>&1; }
 
 if command -v mariadb >/dev/null 2>&1 && account_works; then
@@ -46,6 +50,14 @@ CREATE USER IF NOT EXISTS '$user'@'%' IDENTIFIED BY '$password';
 GRANT ALL PRIVILEGES ON \`osiris%\`.* TO '$user'@'localhost';
 GRANT ALL PRIVILEGES ON \`osiris%\`.* TO '$user'@'127.0.0.1';
 GRANT ALL PRIVILEGES ON \`osiris%\`.* TO '$user'@'%';
+-- A read-only account with a recognisable password: the secrets tests search every byte a run
+-- produced for it.
+CREATE USER IF NOT EXISTS 'osiris_secret_probe'@'%' IDENTIFIED BY 'Probe-S3cret-Wq7Zk2-recognisable';
+CREATE USER IF NOT EXISTS 'osiris_secret_probe'@'localhost' IDENTIFIED BY 'Probe-S3cret-Wq7Zk2-recognisable';
+CREATE USER IF NOT EXISTS 'osiris_secret_probe'@'127.0.0.1' IDENTIFIED BY 'Probe-S3cret-Wq7Zk2-recognisable';
+GRANT SELECT ON \`osiris%\`.* TO 'osiris_secret_probe'@'%';
+GRANT SELECT ON \`osiris%\`.* TO 'osiris_secret_probe'@'localhost';
+GRANT SELECT ON \`osiris%\`.* TO 'osiris_secret_probe'@'127.0.0.1';
 SQL
 account_works || { echo "error: the MariaDB test account does not work" >&2; exit 1; }
 echo "MariaDB ready on $host:$port (user $user)" >&2
