@@ -12,6 +12,7 @@
 //! The built-in component registry ([`components::builtin_registry`]) lives here because every
 //! adapter's worker side needs it.
 
+pub mod binary;
 pub mod components;
 pub mod local;
 pub mod process;

@@ -4,7 +4,8 @@
 //!
 //! Masked, because they differ between any two runs: timestamps, session ids, durations (any
 //! field or metric measured in seconds), the adapter name in `run_start` and `status.json`, and
-//! the step cache's peak memory (it depends on how fast concurrent consumers read). Events are
+//! the step cache's peak memory (it depends on how fast concurrent consumers read); the E2B
+//! adapter's own `e2b_*` metrics are left out. Events are
 //! compared per step and in run order for run-level events: concurrent branches interleave
 //! differently in any two runs, even two local ones, but each step's own sequence is fixed.
 #![allow(dead_code)]
@@ -151,7 +152,11 @@ fn normalize(output: &Output, run_dir: &Path, project: &Project, outputs: &[&str
         }
     }
     let mut metrics: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for metric in jsonl(&run_dir.join("metrics.jsonl")).into_iter().map(mask) {
+    // The adapter's own metrics (`e2b_*`) describe the transport, not the pipeline.
+    let pipeline_metrics = jsonl(&run_dir.join("metrics.jsonl"))
+        .into_iter()
+        .filter(|m| !m["metric"].as_str().is_some_and(|name| name.starts_with("e2b_")));
+    for metric in pipeline_metrics.map(mask) {
         let step = metric.get("step_id").and_then(Value::as_str).unwrap_or_default().to_string();
         metrics.entry(step).or_default().push(metric);
     }

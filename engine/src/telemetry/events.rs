@@ -165,6 +165,15 @@ pub enum MetricName {
     CachePeakBytes,
     /// Wall time of all steps.
     ExecutionDuration,
+    /// E2B adapter: time to create the sandbox.
+    E2bSandboxCreate,
+    /// E2B adapter: time to upload the binary (when the sandbox lacks it), the prepared run and
+    /// the input files.
+    E2bUpload,
+    /// E2B adapter: bytes uploaded.
+    E2bUploadBytes,
+    /// E2B adapter: time to download outputs and artifacts and kill the sandbox.
+    E2bCollect,
 }
 
 impl MetricName {
@@ -180,6 +189,10 @@ impl MetricName {
         MetricName::CacheSpilledBytes,
         MetricName::CachePeakBytes,
         MetricName::ExecutionDuration,
+        MetricName::E2bSandboxCreate,
+        MetricName::E2bUpload,
+        MetricName::E2bUploadBytes,
+        MetricName::E2bCollect,
     ];
 
     /// The name as written in `metrics.jsonl`.
@@ -195,6 +208,10 @@ impl MetricName {
             MetricName::CacheSpilledBytes => "cache_spilled_bytes",
             MetricName::CachePeakBytes => "cache_peak_bytes",
             MetricName::ExecutionDuration => "execution_duration",
+            MetricName::E2bSandboxCreate => "e2b_sandbox_create",
+            MetricName::E2bUpload => "e2b_upload",
+            MetricName::E2bUploadBytes => "e2b_upload_bytes",
+            MetricName::E2bCollect => "e2b_collect",
         }
     }
 }
