@@ -303,3 +303,45 @@ fn the_process_adapter_is_the_default_when_osiris_yaml_says_so() {
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("OSIRIS_EXECUTION_TARGET=cloud"));
 }
+
+#[test]
+fn osiris_worker_streams_arrow_ipc_telemetry_on_stdout_and_logs_on_stderr() {
+    use osiris_adapters::worker::stream::{Frame, FrameDecoder};
+    // Prepare a run with the local target, then hand its prepared_run.json to a worker.
+    let project = Project::new();
+    project.write("data/orders.csv", ORDERS);
+    project.write("pipeline.yaml", FANOUT);
+    let output = project.run(&["run", "pipeline.yaml", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let prepared = project.only_run_dir().join("prepared_run.json");
+    std::fs::remove_dir_all(project.file("out")).unwrap();
+    let worker = project
+        .osiris(&["worker", "--prepared", prepared.to_str().unwrap(), "--run-dir", "worker-run"])
+        .output()
+        .unwrap();
+    assert_eq!(worker.status.code(), Some(0), "{}", describe(&worker));
+    let mut decoder = FrameDecoder::new();
+    let frames = decoder.feed(&worker.stdout).expect("stdout is an Arrow IPC stream");
+    decoder.finish().expect("the stream ends cleanly");
+    let events: Vec<String> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Record(r) => serde_json::to_value(r).ok()?["event"].as_str().map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events.first().map(String::as_str), Some("run_start"));
+    assert_eq!(events.last().map(String::as_str), Some("run_end"));
+    let Some(Frame::Report(report)) = frames.last() else { panic!("the last frame is the report: {frames:?}") };
+    assert!(report.succeeded());
+    assert_eq!(project.read_text("out/orders.csv"), ORDERS, "the worker wrote the outputs");
+    assert!(project.file("worker-run/artifacts/extract/cleaned_config.json").exists());
+    assert!(!project.file("worker-run/events.jsonl").exists(), "the run log is the host's to write");
+    let stderr = String::from_utf8_lossy(&worker.stderr);
+    assert!(stderr.contains("step write-csv started"), "human-readable log lines on stderr: {stderr}");
+    // A prepared run it cannot read is a usage error naming the file.
+    project.write("bad.json", "{}");
+    let bad = project.run(&["worker", "--prepared", "bad.json", "--run-dir", "x"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", describe(&bad));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad.json is not a prepared run"), "{}", describe(&bad));
+}

@@ -113,6 +113,56 @@ struct RunArgs {
     /// Short for `--target e2b`.
     #[arg(long, conflicts_with = "target")]
     e2b: bool,
+    #[command(flatten)]
+    e2b_options: E2bArgs,
+}
+
+/// Options of E2B runs; given with another target they are an error, never ignored.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "E2B (with --e2b / --target e2b)")]
+pub struct E2bArgs {
+    /// Sandbox lifetime in seconds: the sandbox, and the run in it, are killed when it expires
+    /// [default: 900].
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub e2b_timeout: Option<u32>,
+    /// vCPUs the sandbox must have. E2B sizes sandboxes by template, so a template with fewer
+    /// fails the run before anything is uploaded; pick one with --e2b-template.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub e2b_cpu: Option<u32>,
+    /// Memory the sandbox must have, e.g. 2GiB (checked like --e2b-cpu).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub e2b_mem: Option<u64>,
+    /// Sandbox template (id or alias) [default: base].
+    #[arg(long, value_name = "TEMPLATE")]
+    pub e2b_template: Option<String>,
+    /// Set a sandbox-wide environment variable (repeat for several). Not for secrets: connection
+    /// secrets travel by themselves, to the worker process only.
+    #[arg(long = "e2b-env", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub e2b_env: Vec<(String, String)>,
+    /// Pass this variable of the host environment to the worker process (repeat for several).
+    #[arg(long = "e2b-pass-env", value_name = "NAME")]
+    pub e2b_pass_env: Vec<String>,
+}
+
+impl E2bArgs {
+    /// The flags given, by name (for "only with --e2b" errors).
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        let flags = [
+            ("--e2b-timeout", self.e2b_timeout.is_some()),
+            ("--e2b-cpu", self.e2b_cpu.is_some()),
+            ("--e2b-mem", self.e2b_mem.is_some()),
+            ("--e2b-template", self.e2b_template.is_some()),
+            ("--e2b-env", !self.e2b_env.is_empty()),
+            ("--e2b-pass-env", !self.e2b_pass_env.is_empty()),
+        ];
+        for (flag, set) in flags {
+            if set {
+                given.push(flag);
+            }
+        }
+        given
+    }
 }
 
 /// Where a run executes.

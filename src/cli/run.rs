@@ -29,6 +29,13 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
     let started = std::time::Instant::now();
     let project = Project::load()?;
     let target = choose_target(&project, &args)?;
+    let stray = args.e2b_options.given();
+    if target != Target::E2b && !stray.is_empty() {
+        return Err(CliError::usage(
+            format!("{} only apply to E2B runs, and this run's target is {}", stray.join(", "), target.name()),
+            "add --e2b, or drop the E2B options",
+        ));
+    }
     let compiled = load_pipeline(&project, &registry, &args)?;
     let compile_seconds = started.elapsed().as_secs_f64();
 
