@@ -163,6 +163,8 @@ pub struct HostMirror {
     index: HashMap<String, usize>,
     report: Option<RunReport>,
     run_ended: bool,
+    /// Artifact files the worker wrote, relative to its run directory.
+    artifacts: Vec<String>,
 }
 
 struct MirroredStep {
@@ -192,6 +194,7 @@ impl HostMirror {
             index,
             report: None,
             run_ended: false,
+            artifacts: Vec::new(),
         })
     }
 
@@ -207,6 +210,16 @@ impl HostMirror {
                 started: s.started.clone(),
             })
             .collect()
+    }
+
+    /// Artifact files the worker reported (`artifacts/<step>/<file>`, relative to its run dir).
+    pub fn artifacts(&self) -> &[String] {
+        &self.artifacts
+    }
+
+    /// Ids of the steps that succeeded so far.
+    pub fn succeeded_steps(&self) -> Vec<String> {
+        self.steps.iter().filter(|s| *s.status.borrow() == StepStatus::Succeeded).map(|s| s.step.id.clone()).collect()
     }
 
     pub fn apply(&mut self, frame: Frame) {
@@ -244,6 +257,10 @@ impl HostMirror {
             Event::StepCancelled { .. } => StepStatus::Cancelled,
             Event::RunEnd { .. } => {
                 self.run_ended = true;
+                return;
+            }
+            Event::ArtifactCreated { path, .. } => {
+                self.artifacts.push(path.clone());
                 return;
             }
             _ => return,
