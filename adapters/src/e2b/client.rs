@@ -8,7 +8,7 @@
 //! let sandbox = client.create_sandbox(&NewSandbox { template_id: "base".into(), timeout: 300, ..Default::default() }).await?;
 //! sandbox.upload_bytes("hello.txt", b"hi".to_vec()).await?;
 //! let config = ProcessConfig { cmd: "/bin/cat".into(), args: vec!["hello.txt".into()], ..Default::default() };
-//! let output = sandbox.start_process(config, StartOptions::default()).await?.collect().await?;
+//! let output = sandbox.start_process(config, StartOptions::default()).await?.into_output().await?;
 //! assert_eq!(output.stdout, b"hi");
 //! client.kill_sandbox(sandbox.id()).await?;
 //! # Ok(()) }
@@ -933,7 +933,7 @@ impl ProcessStream {
     }
 
     /// Reads the stream to its end, gathering the output.
-    pub async fn collect(mut self) -> Result<ProcessOutput, E2bError> {
+    pub async fn into_output(mut self) -> Result<ProcessOutput, E2bError> {
         let mut output = ProcessOutput { pid: self.pid, ..Default::default() };
         let mut end = None;
         while let Some(event) = self.events.next().await {
