@@ -14,8 +14,10 @@
 
 pub mod binary;
 pub mod components;
+pub mod e2b;
 pub mod local;
 pub mod process;
+pub mod sandbox;
 pub mod worker;
 
 use std::path::PathBuf;
