@@ -11,11 +11,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::mysql::{self, MysqlConnection, ScratchDb};
-use common::parity::{Target, assert_same, run_everywhere};
+use common::parity::{LocalSandboxServer, Target, assert_same, run_everywhere};
 use common::{Project, describe, jsonl, stdout_json};
 
-fn targets() -> Vec<Target> {
-    vec![Target::local(), Target::process()]
+/// Every target; E2B against a local sandbox server that lives as long as the returned guard.
+fn targets() -> (Vec<Target>, LocalSandboxServer) {
+    let server = LocalSandboxServer::start();
+    (vec![Target::local(), Target::process(), Target::e2b(&server)], server)
 }
 
 const ORDERS: &str = "order_id,customer_id,amount\n1,1,2.5\n2,2,10.0\n3,1,1.25\n4,3,7.0\n5,2,0.5\n6,9,100.0\n";
@@ -83,8 +85,9 @@ fn a_fan_out_is_identical_through_every_adapter() {
         p.write("data/orders.csv", common::sample_csv());
         p.write("pipeline.yaml", FANOUT);
     };
+    let (targets, _server) = targets();
     let runs =
-        run_everywhere(&targets(), &setup, &["run", "pipeline.yaml"], &[], &["out/orders.csv", "out/orders.parquet"]);
+        run_everywhere(&targets, &setup, &["run", "pipeline.yaml"], &[], &["out/orders.csv", "out/orders.parquet"]);
     assert_eq!(runs[0].1.output.status.code(), Some(0), "{}", describe(&runs[0].1.output));
     assert_eq!(runs[0].1.normalized.outputs.len(), 2);
     assert_same(&runs);
@@ -95,7 +98,8 @@ fn a_sql_join_is_identical_through_every_adapter() {
     let query = "SELECT c.name, COUNT(o.order_id) AS orders, SUM(o.amount) AS total \
         FROM df_extract_customers c LEFT JOIN df_extract_orders o ON o.customer_id = c.id \
         GROUP BY c.name ORDER BY c.name";
-    let runs = run_everywhere(&targets(), &join_setup(query), &["run", "pipeline.yaml"], &[], &["out/totals.csv"]);
+    let (targets, _server) = targets();
+    let runs = run_everywhere(&targets, &join_setup(query), &["run", "pipeline.yaml"], &[], &["out/totals.csv"]);
     assert_eq!(runs[0].1.output.status.code(), Some(0), "{}", describe(&runs[0].1.output));
     assert_eq!(
         String::from_utf8_lossy(&runs[0].1.normalized.outputs["out/totals.csv"]),
@@ -107,7 +111,8 @@ fn a_sql_join_is_identical_through_every_adapter() {
 #[test]
 fn a_failing_step_fails_the_same_way_through_every_adapter() {
     let query = "SELECT no_such_column FROM df_extract_orders";
-    let runs = run_everywhere(&targets(), &join_setup(query), &["run", "pipeline.yaml"], &[], &["out/totals.csv"]);
+    let (targets, _server) = targets();
+    let runs = run_everywhere(&targets, &join_setup(query), &["run", "pipeline.yaml"], &[], &["out/totals.csv"]);
     let (_, first) = &runs[0];
     assert_eq!(first.output.status.code(), Some(1), "{}", describe(&first.output));
     let (code, step, _) = first.normalized.failure.clone().unwrap();
@@ -121,7 +126,8 @@ fn a_failing_step_fails_the_same_way_through_every_adapter() {
     assert_same(&runs);
     for (_, capture) in &runs {
         let json = stdout_json(&capture.output);
-        assert_eq!(json["source"], "local", "{json}");
+        let source = if capture.target == "e2b" { "remote" } else { "local" };
+        assert_eq!(json["source"], source, "{json}");
     }
 }
 
@@ -136,7 +142,8 @@ fn a_run_that_spills_is_identical_through_every_adapter() {
         p.write("pipeline.yaml", FANOUT);
     };
     let args = ["run", "pipeline.yaml", "--memory-budget", "1KiB"];
-    let runs = run_everywhere(&targets(), &setup, &args, &[], &["out/orders.csv", "out/orders.parquet"]);
+    let (targets, _server) = targets();
+    let runs = run_everywhere(&targets, &setup, &args, &[], &["out/orders.csv", "out/orders.parquet"]);
     let (_, first) = &runs[0];
     assert_eq!(first.output.status.code(), Some(0), "{}", describe(&first.output));
     let spilled = first.normalized.step_events["extract"].iter().any(|e| e["event"] == "cache_spill_start");
@@ -171,7 +178,8 @@ steps:
     };
     let password = mysql::password();
     let env = [("PARITY_DB_PASSWORD", password.as_str())];
-    let runs = run_everywhere(&targets(), &setup, &["run", "pipeline.yaml"], &env, &["out/orders.csv"]);
+    let (targets, _server) = targets();
+    let runs = run_everywhere(&targets, &setup, &["run", "pipeline.yaml"], &env, &["out/orders.csv"]);
     let (_, first) = &runs[0];
     assert_eq!(first.output.status.code(), Some(0), "{}", describe(&first.output));
     assert_eq!(

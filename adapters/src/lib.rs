@@ -43,20 +43,23 @@ pub enum AdapterError {
     /// The worker process could not be started or talked to.
     #[error("{message}")]
     Worker { message: String, hint: Option<String> },
+    /// Found before anything ran: the run cannot execute on this adapter as set up (exit 2).
+    #[error("{message}")]
+    Preflight { message: String, hint: Option<String> },
 }
 
 impl AdapterError {
     /// What the user can do about it, when there is something.
     pub fn hint(&self) -> Option<&str> {
         match self {
-            AdapterError::Worker { hint, .. } => hint.as_deref(),
+            AdapterError::Worker { hint, .. } | AdapterError::Preflight { hint, .. } => hint.as_deref(),
             _ => None,
         }
     }
 }
 
 /// Called once the run's steps are wired, with live per-step counters (for progress displays).
-pub type ProgressHook = Box<dyn FnOnce(Vec<StepProgress>) + Send>;
+pub type ProgressHook = Box<dyn FnOnce(Vec<StepProgress>) + Send + Sync>;
 
 /// Everything about a run that is not in the [`PreparedRun`]: where it logs, what it may read.
 pub struct ExecutionContext {
@@ -121,7 +124,8 @@ pub trait ExecutionAdapter: Send {
     }
 
     /// Everything that can be checked before a step runs: the run holds together (every step
-    /// finds its cfg and connection) and the adapter can reach where it executes.
+    /// finds its cfg and connection) and the adapter can reach where it executes. Problems the
+    /// user must fix are [`AdapterError::Preflight`].
     async fn prepare(&mut self, run: &PreparedRun, _ctx: &ExecutionContext) -> Result<(), AdapterError> {
         run.steps()?;
         Ok(())

@@ -104,7 +104,7 @@ impl ExecutionAdapter for ProcessAdapter {
     async fn prepare(&mut self, run: &PreparedRun, _ctx: &ExecutionContext) -> Result<(), AdapterError> {
         run.steps()?;
         if !self.program.is_file() {
-            return Err(AdapterError::Worker {
+            return Err(AdapterError::Preflight {
                 message: format!("the worker binary {} does not exist", self.program.display()),
                 hint: Some("reinstall osiris or run with --target local".into()),
             });

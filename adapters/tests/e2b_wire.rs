@@ -92,7 +92,10 @@ async fn files_round_trip_byte_for_byte() {
     assert_eq!(entry.name, "big.bin");
 
     let stat = sandbox.stat("data/big.bin").await.unwrap().expect("the uploaded file is there");
-    assert_eq!((stat.size, stat.file_type, stat.path.as_str()), (payload.len() as i64, FileType::File, "/home/user/data/big.bin"));
+    assert_eq!(
+        (stat.size, stat.file_type, stat.path.as_str()),
+        (payload.len() as i64, FileType::File, "/home/user/data/big.bin")
+    );
     assert_eq!(sandbox.stat("~/data").await.unwrap().unwrap().file_type, FileType::Directory);
     assert_eq!(sandbox.stat("data/missing.bin").await.unwrap(), None);
 
@@ -108,7 +111,10 @@ async fn files_round_trip_byte_for_byte() {
 
     // Nothing outside the home.
     let refused = sandbox.upload_bytes("/etc/osiris-test", b"x".to_vec()).await.unwrap_err();
-    assert!(matches!(refused, E2bError::Http { status: 400, ref message, .. } if message.contains("outside the sandbox home")), "{refused}");
+    assert!(
+        matches!(refused, E2bError::Http { status: 400, ref message, .. } if message.contains("outside the sandbox home")),
+        "{refused}"
+    );
     let refused = sandbox.read_bytes("../../etc/passwd").await.unwrap_err();
     assert!(matches!(refused, E2bError::Http { status: 400, .. }), "{refused}");
     server.shutdown().await;
@@ -141,8 +147,7 @@ async fn processes_stream_output_with_env_cwd_and_exit_codes() {
     );
 
     // Output arrives as it is printed, not at the end.
-    let mut stream =
-        sandbox.start_process(sh("echo one; sleep 0.5; echo two"), StartOptions::default()).await.unwrap();
+    let mut stream = sandbox.start_process(sh("echo one; sleep 0.5; echo two"), StartOptions::default()).await.unwrap();
     let started = Instant::now();
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(first, ProcessEvent::Data(DataEvent::Stdout(b"one\n".to_vec())));
@@ -179,14 +184,21 @@ async fn deadline_and_signals_kill_whole_process_groups() {
     let options = StartOptions { timeout: Some(Duration::from_millis(300)), ..Default::default() };
     let mut stream = sandbox.start_process(sh("sleep 30"), options).await.unwrap();
     let end = stream.next().await.unwrap().unwrap();
-    assert_eq!(end, ProcessEvent::End(EndEvent { exit_code: -1, exited: false, status: "signal: killed".into(), error: Some("signal: killed".into()) }));
+    assert_eq!(
+        end,
+        ProcessEvent::End(EndEvent {
+            exit_code: -1,
+            exited: false,
+            status: "signal: killed".into(),
+            error: Some("signal: killed".into())
+        })
+    );
     let err = stream.next().await.unwrap().unwrap_err();
     assert_eq!(err.rpc_code(), Some(Code::DeadlineExceeded), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
     // SendSignal(SIGKILL) takes the background child too; List shows the process meanwhile.
-    let mut stream =
-        sandbox.start_process(sh("sleep 30 & echo $!; wait"), StartOptions::default()).await.unwrap();
+    let mut stream = sandbox.start_process(sh("sleep 30 & echo $!; wait"), StartOptions::default()).await.unwrap();
     let pid = stream.pid();
     let child: u32 = match stream.next().await.unwrap().unwrap() {
         ProcessEvent::Data(DataEvent::Stdout(b)) => String::from_utf8(b).unwrap().trim().parse().unwrap(),
@@ -254,7 +266,8 @@ async fn sandbox_timeout_expiry_kills_processes() {
     assert_eq!(info.state, "running");
 
     let started = Instant::now();
-    let output = sandbox.start_process(sh("sleep 30"), StartOptions::default()).await.unwrap().into_output().await.unwrap();
+    let output =
+        sandbox.start_process(sh("sleep 30"), StartOptions::default()).await.unwrap().into_output().await.unwrap();
     assert_eq!(output.end.status, "signal: killed");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     eventually("the expired sandbox is gone", || server.sandbox_count() == 0).await;
@@ -280,7 +293,10 @@ async fn bad_credentials_are_named_without_being_shown() {
     let root = tempfile::tempdir().unwrap();
     let server = server(root.path()).await;
     let wrong = client(&server, "wrong-key-7f3a");
-    let err = wrong.create_sandbox(&NewSandbox { template_id: "base".into(), timeout: 60, ..Default::default() }).await.unwrap_err();
+    let err = wrong
+        .create_sandbox(&NewSandbox { template_id: "base".into(), timeout: 60, ..Default::default() })
+        .await
+        .unwrap_err();
     assert!(matches!(err, E2bError::BadApiKey { .. }), "{err}");
     let text = format!("{err} {err:?} {wrong:?}");
     assert!(text.contains("E2B_API_KEY"), "{text}");
@@ -360,7 +376,11 @@ async fn scripted(answers: Vec<&'static str>) -> (String, Arc<std::sync::Mutex<V
                 if let Some(head_end) = text.find("\r\n\r\n") {
                     let len = text
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
                         .unwrap_or(0);
                     if request.len() >= head_end + 4 + len {
                         break;

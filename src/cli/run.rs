@@ -3,10 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use osiris_adapters::e2b::E2bClient;
+use osiris_adapters::e2b::adapter::{E2bAdapter, E2bOptions};
 use osiris_adapters::local::LocalAdapter;
 use osiris_adapters::process::ProcessAdapter;
-use osiris_adapters::{ExecResult, ExecutionAdapter, ExecutionContext, FailureSource, run_prepared};
+use osiris_adapters::{AdapterError, ExecResult, ExecutionAdapter, ExecutionContext, FailureSource, run_prepared};
 use osiris_engine::compile::{self, Compiled};
 use osiris_engine::connections::file::ConnectionsFile;
 use osiris_engine::prepare::{RunInputs, prepare};
@@ -67,7 +70,7 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         extra_sinks: if args.verbose { vec![Arc::new(VerboseSink) as Arc<dyn TelemetrySink>] } else { vec![] },
         on_start: None,
     };
-    let adapter = make_adapter(target, registry, args.verbose)?;
+    let adapter = make_adapter(target, registry, &args)?;
     let result = execute(prepared, ctx, adapter, cancel, show_progress)?;
     let timing =
         Timing { compile_seconds, total_seconds: started.elapsed().as_secs_f64(), progress_shown: show_progress };
@@ -129,19 +132,31 @@ fn choose_target(project: &Project, args: &RunArgs) -> Result<Target, CliError> 
     Ok(project.config.executor.as_deref().and_then(Target::parse).unwrap_or(Target::Local))
 }
 
-fn make_adapter(target: Target, registry: Registry, verbose: bool) -> Result<Box<dyn ExecutionAdapter>, CliError> {
+fn make_adapter(target: Target, registry: Registry, args: &RunArgs) -> Result<Box<dyn ExecutionAdapter>, CliError> {
+    let program = || {
+        std::env::current_exe()
+            .map_err(|e| CliError::run_failed(format!("cannot locate the osiris binary to start a worker: {e}"), None))
+    };
     match target {
         Target::Local => Ok(Box::new(LocalAdapter::new(registry))),
-        Target::Process => {
-            let program = std::env::current_exe().map_err(|e| {
-                CliError::run_failed(format!("cannot locate the osiris binary to start a worker: {e}"), None)
+        Target::Process => Ok(Box::new(ProcessAdapter::new(program()?).echo_stderr(args.verbose))),
+        Target::E2b => {
+            let client = E2bClient::from_env().map_err(|e| {
+                CliError::usage(e.to_string(), "see docs/remote.md (E2B) for the variables a remote run reads")
             })?;
-            Ok(Box::new(ProcessAdapter::new(program).echo_stderr(verbose)))
+            let e2b = &args.e2b_options;
+            let defaults = E2bOptions::default();
+            let options = E2bOptions {
+                template: e2b.e2b_template.clone().unwrap_or(defaults.template),
+                timeout: e2b.e2b_timeout.map_or(defaults.timeout, |s| Duration::from_secs(s.into())),
+                min_cpu: e2b.e2b_cpu,
+                min_memory_bytes: e2b.e2b_mem,
+                env: e2b.e2b_env.clone(),
+                pass_env: e2b.e2b_pass_env.clone(),
+                echo_stderr: args.verbose,
+            };
+            Ok(Box::new(E2bAdapter::new(client, options, program()?)))
         }
-        Target::E2b => Err(CliError::usage(
-            "the e2b target is not available in this build yet",
-            "use --target local or --target process",
-        )),
     }
 }
 
@@ -205,9 +220,12 @@ fn execute(
                 std::process::exit(130);
             }
         });
-        run_prepared(adapter.as_mut(), prepared, ctx)
-            .await
-            .map_err(|e| CliError::run_failed(e.to_string(), e.hint().map(str::to_string)))
+        run_prepared(adapter.as_mut(), prepared, ctx).await.map_err(|e| match &e {
+            AdapterError::Preflight { message, hint } => {
+                CliError::usage(message.clone(), hint.clone().unwrap_or_else(|| "see docs/remote.md".into()))
+            }
+            _ => CliError::run_failed(e.to_string(), e.hint().map(str::to_string)),
+        })
     });
     drop(display.lock().unwrap_or_else(|p| p.into_inner()).take());
     result

@@ -34,6 +34,70 @@ impl Target {
     pub fn process() -> Self {
         Target { name: "process".into(), args: vec!["--target".into(), "process".into()], env: vec![] }
     }
+
+    /// `--e2b` against `server`.
+    pub fn e2b(server: &LocalSandboxServer) -> Self {
+        Target {
+            name: "e2b".into(),
+            args: vec!["--e2b".into()],
+            env: vec![
+                ("E2B_API_KEY".into(), server.api_key.clone()),
+                ("E2B_API_URL".into(), server.api_url.clone()),
+                ("E2B_SANDBOX_URL".into(), server.envd_url.clone()),
+            ],
+        }
+    }
+}
+
+/// The local E2B-compatible sandbox server, in this test process on ephemeral loopback ports;
+/// stops when dropped. Sandbox directories stay under `root` (`keep`) for inspection.
+pub struct LocalSandboxServer {
+    pub api_key: String,
+    pub api_url: String,
+    pub envd_url: String,
+    pub root: tempfile::TempDir,
+    runtime: Option<tokio::runtime::Runtime>,
+    server: Option<osiris_adapters::sandbox::RunningServer>,
+}
+
+impl LocalSandboxServer {
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let api_key = "parity-test-key".to_string();
+        let server = runtime
+            .block_on(
+                osiris_adapters::sandbox::SandboxServer::builder()
+                    .api_key(api_key.clone())
+                    .root(root.path())
+                    .keep(true)
+                    .api_addr("127.0.0.1:0".parse().unwrap())
+                    .envd_addr("127.0.0.1:0".parse().unwrap())
+                    .bind(),
+            )
+            .expect("the local sandbox server starts");
+        LocalSandboxServer {
+            api_key,
+            api_url: server.api_url(),
+            envd_url: server.envd_url(),
+            root,
+            runtime: Some(runtime),
+            server: Some(server),
+        }
+    }
+
+    /// Sandboxes still alive.
+    pub fn sandbox_count(&self) -> usize {
+        self.server.as_ref().map_or(0, |s| s.sandbox_count())
+    }
+}
+
+impl Drop for LocalSandboxServer {
+    fn drop(&mut self) {
+        if let (Some(runtime), Some(server)) = (self.runtime.take(), self.server.take()) {
+            runtime.block_on(server.shutdown());
+        }
+    }
 }
 
 /// One run of a pipeline through one target.

@@ -653,7 +653,13 @@ impl Sandbox {
         self.uploaded(response, &url, path, attempts).await
     }
 
-    async fn uploaded(&self, response: Response, url: &Url, path: &str, attempts: u32) -> Result<UploadedEntry, E2bError> {
+    async fn uploaded(
+        &self,
+        response: Response,
+        url: &Url,
+        path: &str,
+        attempts: u32,
+    ) -> Result<UploadedEntry, E2bError> {
         if response.status() != StatusCode::OK {
             return Err(self.http_error(response, url, path, attempts).await);
         }
@@ -677,7 +683,9 @@ impl Sandbox {
         let written = write_body(response, &partial, &url).await;
         match written {
             Ok(n) => {
-                tokio::fs::rename(&partial, local).await.map_err(|source| E2bError::Io { path: local.into(), source })?;
+                tokio::fs::rename(&partial, local)
+                    .await
+                    .map_err(|source| E2bError::Io { path: local.into(), source })?;
                 Ok(n)
             }
             Err(e) => {
@@ -753,8 +761,10 @@ impl Sandbox {
         const METHOD: &str = "process.Process/Start";
         let url = self.endpoint(&format!("/{METHOD}"));
         let request = StartRequest { process: config, tag: options.tag, stdin: Some(false) };
-        let body = encode_json(&request)
-            .map_err(|e| E2bError::Protocol { url: url.to_string(), detail: format!("cannot encode the request: {e}") })?;
+        let body = encode_json(&request).map_err(|e| E2bError::Protocol {
+            url: url.to_string(),
+            detail: format!("cannot encode the request: {e}"),
+        })?;
         let keepalive = options.keepalive.unwrap_or(Duration::from_secs(30)).as_secs().max(1);
         let (response, attempts) = self
             .send(&url, Replay::ConnectOnly, || {
@@ -792,7 +802,10 @@ impl Sandbox {
         let pid = match reader.next_event().await {
             Some(Ok(ProcessEvent::Start(start))) => start.pid,
             Some(Ok(other)) => {
-                return Err(E2bError::Protocol { url: url.to_string(), detail: format!("first event is not start: {other:?}") });
+                return Err(E2bError::Protocol {
+                    url: url.to_string(),
+                    detail: format!("first event is not start: {other:?}"),
+                });
             }
             Some(Err(e)) => return Err(e),
             None => return Err(E2bError::Protocol { url: url.to_string(), detail: "empty process stream".into() }),

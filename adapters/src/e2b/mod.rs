@@ -3,6 +3,7 @@
 //! notes describes every message; [`protocol`] and [`envelope`] are shared by the [`client`] and
 //! the local sandbox server ([`crate::sandbox`]).
 
+pub mod adapter;
 pub mod client;
 pub mod envelope;
 pub mod protocol;

@@ -586,7 +586,10 @@ mod tests {
         // A clean exit: exitCode 0 is omitted by protojson.
         let end: StartResponse =
             serde_json::from_str(r#"{"event":{"end":{"exited":true,"status":"exit status 0"}}}"#).unwrap();
-        assert_eq!(end.event, ProcessEvent::End(EndEvent { exited: true, status: "exit status 0".into(), ..Default::default() }));
+        assert_eq!(
+            end.event,
+            ProcessEvent::End(EndEvent { exited: true, status: "exit status 0".into(), ..Default::default() })
+        );
         let killed = EndEvent { exit_code: -1, status: "signal: killed".into(), ..Default::default() };
         assert_eq!(serde_json::to_string(&killed).unwrap(), r#"{"exitCode":-1,"status":"signal: killed"}"#);
         let snake: EndEvent = serde_json::from_str(r#"{"exit_code":7}"#).unwrap();
@@ -597,7 +600,8 @@ mod tests {
     fn signal_and_selector_use_proto_names() {
         let request = SendSignalRequest { process: ProcessSelector::Pid(7), signal: Signal::Sigkill };
         assert_eq!(serde_json::to_string(&request).unwrap(), r#"{"process":{"pid":7},"signal":"SIGNAL_SIGKILL"}"#);
-        let back: SendSignalRequest = serde_json::from_str(r#"{"process":{"tag":"w"},"signal":"SIGNAL_SIGTERM"}"#).unwrap();
+        let back: SendSignalRequest =
+            serde_json::from_str(r#"{"process":{"tag":"w"},"signal":"SIGNAL_SIGTERM"}"#).unwrap();
         assert_eq!(back.process, ProcessSelector::Tag("w".into()));
         assert_eq!(back.signal, Signal::Sigterm);
     }

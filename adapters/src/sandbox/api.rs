@@ -115,10 +115,8 @@ async fn create(state: &Arc<State>, request: Request<Incoming>, default_timeout:
 }
 
 fn list(state: &State) -> Response<Body> {
-    let mut sandboxes: Vec<SandboxDetail> = super::state::lock(&state.sandboxes)
-        .values()
-        .map(|s| s.detail(false))
-        .collect();
+    let mut sandboxes: Vec<SandboxDetail> =
+        super::state::lock(&state.sandboxes).values().map(|s| s.detail(false)).collect();
     sandboxes.sort_by(|a, b| a.started_at.cmp(&b.started_at));
     json(StatusCode::OK, &sandboxes)
 }

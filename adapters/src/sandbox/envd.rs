@@ -192,7 +192,8 @@ async fn write_stream<E: std::fmt::Display>(
         return Err(api_error(StatusCode::BAD_REQUEST, format!("path '{shown}' is a directory")));
     }
     let failed = |e: std::io::Error| {
-        let status = if e.raw_os_error() == Some(28) { StatusCode::INSUFFICIENT_STORAGE } else { StatusCode::BAD_REQUEST };
+        let status =
+            if e.raw_os_error() == Some(28) { StatusCode::INSUFFICIENT_STORAGE } else { StatusCode::BAD_REQUEST };
         api_error(status, format!("cannot write '{shown}': {e}"))
     };
     if let Some(parent) = target.host.parent() {
@@ -200,7 +201,8 @@ async fn write_stream<E: std::fmt::Display>(
     }
     let mut file = tokio::fs::File::create(&target.host).await.map_err(failed)?;
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| api_error(StatusCode::BAD_REQUEST, format!("upload of '{shown}' broke off: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| api_error(StatusCode::BAD_REQUEST, format!("upload of '{shown}' broke off: {e}")))?;
         file.write_all(&chunk).await.map_err(failed)?;
     }
     file.flush().await.map_err(failed)?;
@@ -264,15 +266,15 @@ async fn start(sandbox: Arc<SandboxEntry>, request: Request<Incoming>) -> Respon
     let millis = |name: &str| header_str(request.headers(), name).and_then(|v| v.trim().parse::<u64>().ok());
     let deadline = millis("connect-timeout-ms").map(Duration::from_millis);
     let keepalive = millis("keepalive-ping-interval").filter(|s| *s > 0).map(Duration::from_secs);
-    let stream_error =
-        |e: ConnectError| bytes(StatusCode::OK, CONNECT_JSON, end_of_stream(Some(e)));
+    let stream_error = |e: ConnectError| bytes(StatusCode::OK, CONNECT_JSON, end_of_stream(Some(e)));
     let start_request = match read_start_request(request.into_body()).await {
         Ok(r) => r,
         Err(e) => return stream_error(e),
     };
     match process::start(sandbox, StartParams { request: start_request, deadline, keepalive }) {
         Ok(receiver) => {
-            let chunks = futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) });
+            let chunks =
+                futures::stream::unfold(receiver, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) });
             streaming(StatusCode::OK, CONNECT_JSON, chunks)
         }
         Err(e) => stream_error(e),
@@ -284,9 +286,10 @@ async fn read_start_request(body: Incoming) -> Result<StartRequest, ConnectError
     let mut decoder = EnvelopeDecoder::new(MAX_JSON_BODY);
     decoder.push(&body);
     let bad = |m: String| ConnectError::new(Code::InvalidArgument, m);
-    let envelope = decoder.next_envelope().map_err(|e| bad(e.to_string()))?.ok_or_else(|| {
-        bad("the request holds no complete Connect envelope (send application/connect+json)".into())
-    })?;
+    let envelope = decoder
+        .next_envelope()
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("the request holds no complete Connect envelope (send application/connect+json)".into()))?;
     serde_json::from_slice(&envelope.payload).map_err(|e| bad(format!("bad StartRequest: {e}")))
 }
 

@@ -40,7 +40,8 @@ pub fn resolve(home: &Path, input: &str) -> Result<SandboxPath, String> {
     }
     let mut host = home.to_path_buf();
     host.extend(&parts);
-    let sandbox = if parts.is_empty() { SANDBOX_HOME.to_string() } else { format!("{SANDBOX_HOME}/{}", parts.join("/")) };
+    let sandbox =
+        if parts.is_empty() { SANDBOX_HOME.to_string() } else { format!("{SANDBOX_HOME}/{}", parts.join("/")) };
     Ok(SandboxPath { host, sandbox })
 }
 

@@ -46,12 +46,11 @@ pub(crate) fn start(sandbox: Arc<SandboxEntry>, params: StartParams) -> Result<m
         let shown = config.cwd.clone().unwrap_or_default();
         return Err(ConnectError::new(Code::InvalidArgument, format!("cwd '{shown}' does not exist")));
     }
-    let mut child = command(&sandbox, config, &cwd).spawn().map_err(|e| {
-        ConnectError::new(Code::Internal, format!("error starting process '{}': {e}", config.cmd))
-    })?;
+    let mut child = command(&sandbox, config, &cwd)
+        .spawn()
+        .map_err(|e| ConnectError::new(Code::Internal, format!("error starting process '{}': {e}", config.cmd)))?;
     let pid = child.id().unwrap_or_default();
-    lock(&sandbox.processes)
-        .insert(pid, RunningProcess { config: config.clone(), tag: params.request.tag.clone() });
+    lock(&sandbox.processes).insert(pid, RunningProcess { config: config.clone(), tag: params.request.tag.clone() });
     let (tx, rx) = mpsc::channel(64);
     // The channel is empty: the start event is always first.
     let _ = tx.try_send(event(ProcessEvent::Start(StartEvent { pid })));
@@ -81,7 +80,11 @@ pub(crate) fn start(sandbox: Arc<SandboxEntry>, params: StartParams) -> Result<m
 
 /// The command with envd's environment: PATH, HOME, USER, LOGNAME, then the sandbox's
 /// variables and `E2B_SANDBOX=true`, then the request's (later wins); stdin is `/dev/null`.
-fn command(sandbox: &SandboxEntry, config: &crate::e2b::protocol::ProcessConfig, cwd: &std::path::Path) -> tokio::process::Command {
+fn command(
+    sandbox: &SandboxEntry,
+    config: &crate::e2b::protocol::ProcessConfig,
+    cwd: &std::path::Path,
+) -> tokio::process::Command {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
     env.insert("HOME".into(), sandbox.home.to_string_lossy().into_owned());
@@ -180,7 +183,9 @@ pub(crate) fn end_event(status: std::io::Result<ExitStatus>) -> EndEvent {
             }
             (None, None) => EndEvent { exit_code: -1, status: "unknown".into(), ..Default::default() },
         },
-        Err(e) => EndEvent { exit_code: -1, status: "unknown".into(), error: Some(e.to_string()), ..Default::default() },
+        Err(e) => {
+            EndEvent { exit_code: -1, status: "unknown".into(), error: Some(e.to_string()), ..Default::default() }
+        }
     }
 }
 

@@ -15,17 +15,16 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use osiris_engine::prepared::PreparedRun;
-use osiris_engine::runtime::StepStatus;
 use osiris_engine::telemetry::{Metric, MetricName, Telemetry, Unit};
 use serde_json::{Map, Value, json};
 
 use crate::binary::ShippedBinary;
-use crate::e2b::client::{E2bClient, NewSandbox, Sandbox};
-use crate::e2b::protocol::{ProcessConfig, ProcessEvent, Signal};
+use crate::e2b::client::{E2bClient, E2bError, Sandbox, StartOptions};
+use crate::e2b::protocol::{DataEvent, EndEvent, NewSandbox, ProcessConfig, ProcessEvent, Signal};
 use crate::process::secret_env;
 use crate::worker::stream::FrameDecoder;
 use crate::worker::{self, HostMirror};
-use crate::{AdapterError, ExecutionAdapter, ExecutionContext, Executed, FailureSource};
+use crate::{AdapterError, Executed, ExecutionAdapter, ExecutionContext, FailureSource};
 
 /// Where a run lives in the sandbox home.
 const REMOTE_RUNS: &str = "osiris-runs";
@@ -146,11 +145,13 @@ impl E2bAdapter {
 
     async fn check_size(&self, sandbox: &Sandbox) -> Result<(), AdapterError> {
         let info = self.client.sandbox_info(sandbox.id()).await.map_err(remote_err)?;
-        let too_small = |what: String| AdapterError::Worker {
+        let too_small = |what: String| {
+            AdapterError::Worker {
             message: format!("sandbox template '{}' is too small: {what}", self.options.template),
             hint: Some(
                 "E2B sizes sandboxes by template: build one with more resources (`e2b template build --cpu-count N --memory-mb M`) and pass it with --e2b-template".into(),
             ),
+        }
         };
         if let Some(cpu) = self.options.min_cpu.filter(|&c| info.cpu_count < c) {
             return Err(too_small(format!("{} vCPU, --e2b-cpu asks for {cpu}", info.cpu_count)));
@@ -183,7 +184,12 @@ impl E2bAdapter {
         Ok((entry.path, binary.len))
     }
 
-    async fn upload_run(&self, sandbox: &Sandbox, run: &PreparedRun, ctx: &ExecutionContext) -> Result<u64, AdapterError> {
+    async fn upload_run(
+        &self,
+        sandbox: &Sandbox,
+        run: &PreparedRun,
+        ctx: &ExecutionContext,
+    ) -> Result<u64, AdapterError> {
         let layout = RemoteLayout::of(run);
         let prepared = serde_json::to_vec(run).map_err(|e| AdapterError::Worker {
             message: format!("cannot serialize the prepared run: {e}"),
@@ -220,7 +226,7 @@ impl ExecutionAdapter for E2bAdapter {
         for file in run.io_layout.inputs.iter().chain(&run.io_layout.outputs) {
             let path = Path::new(&file.path);
             if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-                return Err(AdapterError::Worker {
+                return Err(AdapterError::Preflight {
                     message: format!(
                         "step '{}' uses the file {}, which a sandbox cannot reach: remote runs move files by their path relative to the project",
                         file.step_id, file.path
@@ -229,10 +235,16 @@ impl ExecutionAdapter for E2bAdapter {
                 });
             }
         }
-        let binary = ShippedBinary::of(&self.binary_path).map_err(|e| AdapterError::Worker {
-            message: e.to_string(),
-            hint: Some("reinstall osiris".into()),
-        })?;
+        for name in &self.options.pass_env {
+            if std::env::var_os(name).is_none() {
+                return Err(AdapterError::Preflight {
+                    message: format!("--e2b-pass-env {name}: {name} is not set in this environment"),
+                    hint: Some(format!("export {name}, or drop --e2b-pass-env {name}")),
+                });
+            }
+        }
+        let binary = ShippedBinary::of(&self.binary_path)
+            .map_err(|e| AdapterError::Preflight { message: e.to_string(), hint: Some("reinstall osiris".into()) })?;
         self.binary = Some(binary);
         Ok(())
     }
@@ -245,10 +257,10 @@ impl ExecutionAdapter for E2bAdapter {
         if let Some(on_start) = ctx.on_start.take() {
             on_start(mirror.progress());
         }
-        let binary = self.binary.clone().ok_or_else(|| AdapterError::Worker {
-            message: "execute called before prepare".into(),
-            hint: None,
-        })?;
+        let binary = self
+            .binary
+            .clone()
+            .ok_or_else(|| AdapterError::Worker { message: "execute called before prepare".into(), hint: None })?;
         let sandbox = tokio::select! {
             created = self.create_sandbox(run) => created?,
             _ = ctx.cancel.cancelled() => return Err(cancelled_before_start()),
@@ -283,12 +295,10 @@ impl ExecutionAdapter for E2bAdapter {
             envs,
             cwd: None,
         };
-        let outcome = stream_worker(&sandbox, process, &mut mirror, &ctx.cancel, self.options.echo_stderr).await?;
-        for step in mirror.progress() {
-            if *step.status.borrow() == StepStatus::Succeeded {
-                self.succeeded.push(step.step_id.clone());
-            }
-        }
+        let outcome =
+            stream_worker(&sandbox, process, &mut mirror, &ctx.cancel, self.options.echo_stderr, self.options.timeout)
+                .await?;
+        self.succeeded = mirror.succeeded_steps();
         self.artifacts = mirror.artifacts().to_vec();
         let report = mirror.finish(|| outcome.describe());
         let sandbox_id = sandbox.id().to_string();
@@ -307,13 +317,19 @@ impl ExecutionAdapter for E2bAdapter {
 }
 
 impl E2bAdapter {
-    async fn download_results(&self, sandbox: &Sandbox, run: &PreparedRun, ctx: &ExecutionContext) -> Result<(), AdapterError> {
+    async fn download_results(
+        &self,
+        sandbox: &Sandbox,
+        run: &PreparedRun,
+        ctx: &ExecutionContext,
+    ) -> Result<(), AdapterError> {
         let Some(layout) = &self.layout else { return Ok(()) };
         for output in run.io_layout.outputs.iter().filter(|o| self.succeeded.contains(&o.step_id)) {
             let remote = format!("{}/{}", layout.base_dir, output.path);
             let local = ctx.base_dir.join(&output.path);
             if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| AdapterError::RunLog { path: parent.to_path_buf(), source })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|source| AdapterError::RunLog { path: parent.to_path_buf(), source })?;
             }
             sandbox.download_file(&remote, &local).await.map_err(remote_err)?;
         }
@@ -321,10 +337,166 @@ impl E2bAdapter {
             let remote = format!("{}/{artifact}", layout.run_dir);
             let local = ctx.run_dir.path().join(artifact);
             if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| AdapterError::RunLog { path: parent.to_path_buf(), source })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|source| AdapterError::RunLog { path: parent.to_path_buf(), source })?;
             }
             sandbox.download_file(&remote, &local).await.map_err(remote_err)?;
         }
         Ok(())
     }
+}
+
+/// How the worker process ended, as seen through envd.
+#[derive(Default)]
+struct WorkerOutcome {
+    end: Option<EndEvent>,
+    /// The stream broke off (sandbox gone, network) before the end event.
+    lost: Option<String>,
+    last_words: VecDeque<String>,
+    timed_out_after: Option<Duration>,
+}
+
+impl WorkerOutcome {
+    fn describe(&self) -> String {
+        let how = match (&self.end, &self.lost, self.timed_out_after) {
+            (_, _, Some(t)) => {
+                format!("was stopped when the sandbox reached its timeout ({} s, --e2b-timeout)", t.as_secs())
+            }
+            (Some(end), _, _) if end.status.contains("killed") => {
+                "was killed in the sandbox (out of memory, or the sandbox was killed)".to_string()
+            }
+            (Some(end), _, _) => format!(
+                "ended ({}) without a report",
+                if end.status.is_empty() { "exit status 0" } else { &end.status }
+            ),
+            (None, Some(lost), _) => format!("lost contact with the host: {lost}"),
+            (None, None, _) => "ended its output without an exit status".to_string(),
+        };
+        if self.last_words.is_empty() {
+            format!("the worker in the sandbox {how}; it wrote nothing to stderr")
+        } else {
+            let quoted: Vec<&str> = self.last_words.iter().map(String::as_str).collect();
+            format!("the worker in the sandbox {how}; its last words:\n  {}", quoted.join("\n  "))
+        }
+    }
+}
+
+/// Splits stderr chunks into lines, keeps the last few, echoes them when asked.
+struct StderrLines {
+    pending: Vec<u8>,
+    echo: bool,
+}
+
+impl StderrLines {
+    fn push(&mut self, bytes: &[u8], tail: &mut VecDeque<String>) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=newline).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            if self.echo {
+                eprintln!("{line}");
+            }
+            if tail.len() == LAST_WORDS {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+/// Starts the worker and applies its telemetry until its process ends. Ctrl-C sends SIGTERM (the
+/// worker cancels and still reports), then SIGKILL after [`CANCEL_GRACE`].
+async fn stream_worker(
+    sandbox: &Sandbox,
+    process: ProcessConfig,
+    mirror: &mut HostMirror,
+    cancel: &tokio_util::sync::CancellationToken,
+    echo_stderr: bool,
+    sandbox_timeout: Duration,
+) -> Result<WorkerOutcome, AdapterError> {
+    let started = Instant::now();
+    // No Connect deadline: the sandbox's own timeout bounds the run.
+    let mut events = sandbox.start_process(process, StartOptions::default()).await.map_err(remote_err)?;
+    let pid = events.pid();
+    let mut decoder = FrameDecoder::new();
+    let mut outcome = WorkerOutcome::default();
+    let mut stderr = StderrLines { pending: Vec::new(), echo: echo_stderr };
+    let kill_at = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(kill_at);
+    let mut cancelling = false;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(ProcessEvent::Start(_))) => {}
+                Some(Ok(ProcessEvent::Data(DataEvent::Stdout(bytes)))) => match decoder.feed(&bytes) {
+                    Ok(frames) => frames.into_iter().for_each(|f| mirror.apply(f)),
+                    Err(e) => {
+                        outcome.lost = Some(format!("its telemetry stream is garbled ({e})"));
+                        break;
+                    }
+                },
+                Some(Ok(ProcessEvent::Data(DataEvent::Stderr(bytes) | DataEvent::Pty(bytes)))) => {
+                    stderr.push(&bytes, &mut outcome.last_words)
+                }
+                Some(Ok(ProcessEvent::Keepalive(_))) => {}
+                Some(Ok(ProcessEvent::End(end))) => {
+                    outcome.end = Some(end);
+                    break;
+                }
+                Some(Err(e)) => {
+                    outcome.lost = Some(e.to_string());
+                    break;
+                }
+                None => break,
+            },
+            _ = cancel.cancelled(), if !cancelling => {
+                cancelling = true;
+                let _ = sandbox.send_signal(pid, Signal::Sigterm).await;
+                kill_at.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
+            }
+            _ = &mut kill_at, if cancelling => {
+                let _ = sandbox.send_signal(pid, Signal::Sigkill).await;
+                kill_at.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
+            }
+        }
+    }
+    stderr.push(b"\n", &mut outcome.last_words);
+    // A worker that ended without its report at about the sandbox's deadline was stopped by it.
+    let clean_exit = outcome.end.as_ref().is_some_and(|e| e.exited && e.exit_code == 0);
+    if !clean_exit && started.elapsed() + Duration::from_secs(1) >= sandbox_timeout {
+        outcome.timed_out_after = Some(sandbox_timeout);
+    }
+    Ok(outcome)
+}
+
+/// Runs a short command in the sandbox to its end; returns its exit code and stderr.
+async fn run_to_end(sandbox: &Sandbox, cmd: &str, args: &[&str]) -> Result<(i32, String), AdapterError> {
+    let process =
+        ProcessConfig { cmd: cmd.into(), args: args.iter().map(|a| a.to_string()).collect(), ..Default::default() };
+    let options = StartOptions { timeout: Some(Duration::from_secs(120)), ..Default::default() };
+    let output =
+        sandbox.start_process(process, options).await.map_err(remote_err)?.into_output().await.map_err(remote_err)?;
+    Ok((output.end.exit_code, String::from_utf8_lossy(&output.stderr).into_owned()))
+}
+
+/// E2B errors carry their own advice in the message (which key, which variable, what to do).
+fn remote_err(e: E2bError) -> AdapterError {
+    AdapterError::Worker { message: format!("E2B: {e}"), hint: None }
+}
+
+/// The sandbox could not run the shipped binary: name the usual cause.
+fn binary_refused(stderr: &str) -> AdapterError {
+    let hint = if stderr.contains("GLIBC_") {
+        "the sandbox's C library is older than this binary needs (glibc 2.35 or newer): use a Debian 12 / Ubuntu 22.04 based template, or a static (musl) build of osiris"
+    } else {
+        "check that the sandbox template is x86_64 Linux"
+    };
+    AdapterError::Worker {
+        message: format!("the sandbox cannot run the uploaded osiris binary: {}", stderr.trim()),
+        hint: Some(hint.into()),
+    }
+}
+
+fn cancelled_before_start() -> AdapterError {
+    AdapterError::Worker { message: "cancelled while the sandbox was being created".into(), hint: None }
 }
