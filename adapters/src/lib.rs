@@ -151,8 +151,17 @@ pub async fn run_prepared(
     adapter.prepare(&run, &ctx).await?;
     let executed = adapter.execute(&run, &mut ctx).await;
     let collected = adapter.collect(&run, &ctx).await;
-    let executed = executed?;
-    collected?;
+    let mut executed = executed?;
+    // Bringing results home matters for a run that succeeded; for a failed run (a sandbox that
+    // timed out is gone with its files) the run's own failure is the news, and the collect
+    // problem is noted beside it.
+    match collected {
+        Err(e) if executed.report.succeeded() => return Err(e),
+        Err(e) => {
+            executed.details.insert("collect_error".into(), serde_json::Value::String(e.to_string()));
+        }
+        Ok(()) => {}
+    }
     let dir = ctx.run_dir.path().to_path_buf();
     let status = RunStatus::from_report(&executed.report, &ctx.run_dir, &executed.sandbox_id);
     ctx.run_dir.write_status(&status).map_err(|source| AdapterError::RunLog { path: dir, source })?;

@@ -135,6 +135,8 @@ impl E2bAdapter {
             env_vars: self.options.env.iter().cloned().collect(),
         };
         let sandbox = self.client.create_sandbox(&request).await.map_err(remote_err)?;
+        // Held from here on, so that collect kills it whatever fails next.
+        self.sandbox = Some(sandbox.clone());
         self.details.insert("sandbox_id".into(), json!(sandbox.id()));
         self.metric(MetricName::E2bSandboxCreate, started.elapsed().as_secs_f64(), Unit::Seconds);
         if self.options.min_cpu.is_some() || self.options.min_memory_bytes.is_some() {
@@ -261,11 +263,12 @@ impl ExecutionAdapter for E2bAdapter {
             .binary
             .clone()
             .ok_or_else(|| AdapterError::Worker { message: "execute called before prepare".into(), hint: None })?;
-        let sandbox = tokio::select! {
-            created = self.create_sandbox(run) => created?,
-            _ = ctx.cancel.cancelled() => return Err(cancelled_before_start()),
-        };
-        self.sandbox = Some(sandbox.clone());
+        // Not raced against Ctrl-C: a create abandoned halfway would leave a sandbox nobody
+        // knows to kill. It takes a moment; the cancellation is honoured right after.
+        let sandbox = self.create_sandbox(run).await?;
+        if ctx.cancel.is_cancelled() {
+            return Err(cancelled_before_start());
+        }
         self.layout = Some(RemoteLayout::of(run));
         let upload_started = Instant::now();
         let (remote_binary, binary_bytes) = self.ship_binary(&sandbox, &binary).await?;
