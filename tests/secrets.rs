@@ -3,20 +3,20 @@
 //! A MariaDB account with a recognisable password (`scripts/services.sh` creates it) is used
 //! twice: through `${VAR}` from the environment and written literally in
 //! `osiris_connections.yaml`. Every byte the run produced — the run directory with its
-//! `prepared_run.json`, the outputs, stdout and stderr (also with `--verbose`) — is searched for
-//! the password.
+//! `prepared_run.json`, the outputs, stdout and stderr (also with `--verbose`), and for E2B
+//! everything uploaded to the sandbox — is searched for the password.
 
 mod common;
 
 use common::mysql::{self, ScratchDb};
-use common::parity::Target;
+use common::parity::{LocalSandboxServer, Target};
 use common::{Project, assert_secret_absent, describe};
 
 const PROBE_USER: &str = "osiris_secret_probe";
 const PROBE_PASSWORD: &str = "Probe-S3cret-Wq7Zk2-recognisable";
 
-fn targets() -> Vec<Target> {
-    vec![Target::local(), Target::process()]
+fn targets(server: &LocalSandboxServer) -> Vec<Target> {
+    vec![Target::local(), Target::process(), Target::e2b(server)]
 }
 
 fn project(db: &ScratchDb) -> Project {
@@ -63,7 +63,8 @@ fn no_adapter_leaks_a_connection_password() {
         "CREATE TABLE t (id INT PRIMARY KEY, label VARCHAR(20))",
         "INSERT INTO t VALUES (1,'a'),(2,'b')",
     ]);
-    for target in targets() {
+    let server = LocalSandboxServer::start();
+    for target in targets(&server) {
         let project = project(&db);
         let mut outputs = Vec::new();
         for extra in [["--json"], ["--verbose"]] {
@@ -91,4 +92,21 @@ fn no_adapter_leaks_a_connection_password() {
         std::fs::remove_file(project.file("osiris_connections.yaml")).unwrap();
         assert_secret_absent(PROBE_PASSWORD, &outputs, project.path());
     }
+    // Everything that went to a sandbox (the test server keeps their homes): the prepared run,
+    // the worker's artifacts — and the shipped binary, which is this very binary byte for byte.
+    let shipped = std::fs::read(env!("CARGO_BIN_EXE_osiris")).unwrap();
+    let mut checked = 0;
+    for file in common::parity::files_under(server.root.path()) {
+        let bytes = std::fs::read(server.root.path().join(&file)).unwrap();
+        if file.contains(".osiris/bin/") {
+            assert!(bytes == shipped, "{file} is not the osiris binary");
+            continue;
+        }
+        assert!(
+            !bytes.windows(PROBE_PASSWORD.len()).any(|w| w == PROBE_PASSWORD.as_bytes()),
+            "{file} holds the secret"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 4, "the sandboxes held {checked} files besides the binary");
 }
