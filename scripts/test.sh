@@ -27,3 +27,7 @@ fi
 # Tests against MariaDB use a real server: make sure one runs (installs and starts it if absent).
 bash scripts/services.sh
 cargo test --workspace --locked
+# Against real E2B only when a key is given (it needs the internet); otherwise it stays ignored.
+if [ -n "${E2B_API_KEY:-}" ]; then
+  cargo test --locked --test e2b_live -- --ignored
+fi
