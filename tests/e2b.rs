@@ -66,6 +66,25 @@ fn a_run_ships_the_binary_streams_its_log_and_leaves_no_sandbox() {
 }
 
 #[test]
+fn a_sandbox_whose_template_carries_the_binary_gets_no_upload() {
+    let template = tempfile::tempdir().unwrap();
+    let binary =
+        osiris_adapters::binary::ShippedBinary::of(std::path::Path::new(env!("CARGO_BIN_EXE_osiris"))).unwrap();
+    binary.stage_into(template.path()).unwrap();
+    let server = LocalSandboxServer::start_with_templates(&[("osiris-staged", template.path())]);
+    let project = csv_project("out/orders.csv");
+    let output = e2b_run(&project, &server, &["--e2b-template", "osiris-staged"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(stdout_json(&output)["adapter"]["binary_uploaded"], false, "{}", describe(&output));
+    let uploaded = jsonl(&project.only_run_dir().join("metrics.jsonl"))
+        .into_iter()
+        .find(|m| m["metric"] == "e2b_upload_bytes")
+        .unwrap();
+    assert!(uploaded["value"].as_f64().unwrap() < 100_000.0, "only the run travelled: {uploaded}");
+    assert_eq!(project.read_text("out/orders.csv"), ORDERS);
+}
+
+#[test]
 fn a_failed_run_kills_the_sandbox_and_reports_a_remote_failure() {
     let server = LocalSandboxServer::start();
     let project = csv_project("out/orders.csv");

@@ -67,6 +67,20 @@ impl ShippedBinary {
     pub fn remote_path(&self) -> String {
         format!("{REMOTE_BIN_DIR}/osiris-{}", &self.sha256[..16])
     }
+
+    /// Copies the binary into `home` at [`remote_path`](Self::remote_path), executable: what a
+    /// sandbox template must contain for the E2B adapter to skip the upload. Returns the path.
+    pub fn stage_into(&self, home: &Path) -> Result<PathBuf, BinaryError> {
+        use std::os::unix::fs::PermissionsExt;
+        let target = home.join(self.remote_path());
+        let err = |source| BinaryError { path: target.clone(), source };
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        std::fs::copy(&self.path, &target).map_err(err)?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).map_err(err)?;
+        Ok(target)
+    }
 }
 
 fn hash_file(path: &Path) -> std::io::Result<String> {

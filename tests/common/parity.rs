@@ -62,20 +62,24 @@ pub struct LocalSandboxServer {
 
 impl LocalSandboxServer {
     pub fn start() -> Self {
+        Self::start_with_templates(&[])
+    }
+
+    /// With template directories (`name`, files every sandbox of it starts with).
+    pub fn start_with_templates(templates: &[(&str, &Path)]) -> Self {
         let root = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let api_key = "parity-test-key".to_string();
-        let server = runtime
-            .block_on(
-                osiris_adapters::sandbox::SandboxServer::builder()
-                    .api_key(api_key.clone())
-                    .root(root.path())
-                    .keep(true)
-                    .api_addr("127.0.0.1:0".parse().unwrap())
-                    .envd_addr("127.0.0.1:0".parse().unwrap())
-                    .bind(),
-            )
-            .expect("the local sandbox server starts");
+        let mut builder = osiris_adapters::sandbox::SandboxServer::builder()
+            .api_key(api_key.clone())
+            .root(root.path())
+            .keep(true)
+            .api_addr("127.0.0.1:0".parse().unwrap())
+            .envd_addr("127.0.0.1:0".parse().unwrap());
+        for (name, dir) in templates {
+            builder = builder.template_dir(*name, *dir);
+        }
+        let server = runtime.block_on(builder.bind()).expect("the local sandbox server starts");
         LocalSandboxServer {
             api_key,
             api_url: server.api_url(),

@@ -67,6 +67,7 @@ pub struct SandboxServerBuilder {
     api_addr: SocketAddr,
     envd_addr: SocketAddr,
     keep: bool,
+    templates: HashMap<String, PathBuf>,
 }
 
 impl std::fmt::Debug for SandboxServerBuilder {
@@ -76,6 +77,7 @@ impl std::fmt::Debug for SandboxServerBuilder {
             .field("api_addr", &self.api_addr)
             .field("envd_addr", &self.envd_addr)
             .field("keep", &self.keep)
+            .field("templates", &self.templates)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +90,7 @@ impl Default for SandboxServerBuilder {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             envd_addr: SocketAddr::from(([127, 0, 0, 1], crate::e2b::protocol::ENVD_PORT)),
             keep: false,
+            templates: HashMap::new(),
         }
     }
 }
@@ -124,6 +127,14 @@ impl SandboxServerBuilder {
         self
     }
 
+    /// Sandboxes created from template `name` start with the files of `dir` in their home, as an
+    /// E2B custom template bakes files into its image (`osiris sandbox stage-binary` puts the
+    /// binary where the E2B adapter looks for it). Other template names start empty.
+    pub fn template_dir(mut self, name: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        self.templates.insert(name.into(), dir.into());
+        self
+    }
+
     /// Binds both listeners and starts serving (on the current tokio runtime).
     pub async fn bind(self) -> Result<RunningServer, ServerError> {
         let api_key = self.api_key.filter(|k| !k.is_empty()).ok_or(ServerError::MissingApiKey)?;
@@ -144,6 +155,7 @@ impl SandboxServerBuilder {
             api_key,
             root,
             keep: self.keep,
+            templates: self.templates,
             sandboxes: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
         });

@@ -1,7 +1,7 @@
 //! The server's sandboxes: their homes, secrets, lifetimes and running processes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -159,6 +159,8 @@ pub(crate) struct State {
     pub api_key: String,
     pub root: PathBuf,
     pub keep: bool,
+    /// Template id → directory whose files every sandbox of that template starts with.
+    pub templates: HashMap<String, PathBuf>,
     pub sandboxes: Mutex<HashMap<String, Arc<SandboxEntry>>>,
     /// Cancelled when the server shuts down.
     pub shutdown: CancellationToken,
@@ -182,6 +184,9 @@ impl State {
         let id = format!("i{}", random_id(19));
         let home = self.root.join(&id);
         std::fs::create_dir_all(&home)?;
+        if let Some(template) = self.templates.get(&new.template_id) {
+            populate(template, &home)?;
+        }
         let entry = Arc::new(SandboxEntry {
             id: id.clone(),
             template_id: new.template_id,
@@ -251,4 +256,20 @@ async fn expire(state: Weak<State>, entry: Arc<SandboxEntry>) {
             _ = entry.killed.cancelled() => return,
         }
     }
+}
+
+/// Gives a new sandbox home the files of its template directory: hard links where the file
+/// system allows (a 100 MB binary costs nothing), copies elsewhere.
+fn populate(template: &Path, home: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(template)? {
+        let entry = entry?;
+        let (from, to) = (entry.path(), home.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&to)?;
+            populate(&from, &to)?;
+        } else if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
 }
