@@ -26,6 +26,8 @@ else
 fi
 # Tests against MariaDB use a real server: make sure one runs (installs and starts it if absent).
 bash scripts/services.sh
+# The official E2B Python SDK (pinned) that tests/sandbox_sdk.rs drives against the local server.
+bash scripts/e2b_sdk_venv.sh
 cargo test --workspace --locked
 # Against real E2B only when a key is given (it needs the internet); otherwise it stays ignored.
 if [ -n "${E2B_API_KEY:-}" ]; then

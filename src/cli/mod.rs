@@ -10,6 +10,7 @@ mod oml;
 mod progress;
 mod project;
 mod run;
+mod sandbox;
 mod worker;
 
 use std::process::ExitCode;
@@ -48,6 +49,9 @@ enum Command {
     /// Inspect the components (drivers) built into this binary.
     #[command(subcommand)]
     Components(ComponentsCommand),
+    /// Run a local E2B-compatible sandbox server (`osiris sandbox serve`).
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,6 +340,8 @@ fn wants_json(command: &Command) -> bool {
         Command::Compile(args) => args.json,
         Command::Run(args) => args.json,
         Command::Worker(_) => false,
+        Command::Sandbox(sandbox::SandboxCommand::Serve(args)) => args.json(),
+        Command::Sandbox(sandbox::SandboxCommand::StageBinary { json, .. }) => *json,
         Command::Connections(ConnectionsCommand::List { json } | ConnectionsCommand::Doctor { json, .. }) => *json,
         Command::Components(ComponentsCommand::List { json, .. } | ComponentsCommand::Show { json, .. }) => *json,
     }
@@ -378,5 +384,6 @@ fn dispatch(command: Command) -> Result<Outcome, CliError> {
             components::list(&registry, mode.map(Into::into), json)
         }
         Command::Components(ComponentsCommand::Show { name, json }) => components::show(&registry, &name, json),
+        Command::Sandbox(command) => sandbox::command(command),
     }
 }
