@@ -154,6 +154,9 @@ fn e2b_options_are_used_or_refused() {
     let message = stdout_json(&output)["message"].as_str().unwrap().to_string();
     assert!(message.contains("too small") && message.contains("--e2b-cpu asks for 64"), "{message}");
     assert_eq!(server.sandbox_count(), 0);
+    // A sandbox as large as asked runs (the local server reports this machine's size).
+    let output = e2b_run(&project, &server, &["--e2b-cpu", "1", "--e2b-mem", "64MiB", "--e2b-timeout", "120"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     // An unset --e2b-pass-env variable is a usage error.
     let output = e2b_run(&project, &server, &["--e2b-pass-env", "OSIRIS_TEST_SURELY_UNSET"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
