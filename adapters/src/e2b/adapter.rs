@@ -269,7 +269,8 @@ impl ExecutionAdapter for E2bAdapter {
         if ctx.cancel.is_cancelled() {
             return Err(cancelled_before_start());
         }
-        self.layout = Some(RemoteLayout::of(run));
+        let layout = RemoteLayout::of(run);
+        self.layout = Some(layout.clone());
         let upload_started = Instant::now();
         let (remote_binary, binary_bytes) = self.ship_binary(&sandbox, &binary).await?;
         let run_bytes = self.upload_run(&sandbox, run, ctx).await?;
@@ -277,7 +278,6 @@ impl ExecutionAdapter for E2bAdapter {
         self.metric(MetricName::E2bUploadBytes, (binary_bytes + run_bytes) as f64, Unit::Bytes);
         self.details.insert("binary_uploaded".into(), json!(binary_bytes > 0));
 
-        let layout = RemoteLayout::of(run);
         let mut envs: BTreeMap<String, String> = secret_env(run, ctx).into_iter().collect();
         for name in &self.options.pass_env {
             if let Ok(value) = std::env::var(name) {
