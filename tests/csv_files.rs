@@ -20,7 +20,9 @@ fn pipeline(path: &str, options: &str) -> String {
     )
 }
 
+/// Runs the pipeline; `out/out.csv` of an earlier run is removed first.
 fn run(project: &Project, path: &str, options: &str) -> Output {
+    let _ = std::fs::remove_file(project.file("out/out.csv"));
     project.write("p.yaml", pipeline(path, options));
     project.run(&["run", "p.yaml"])
 }

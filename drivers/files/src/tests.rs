@@ -748,3 +748,78 @@ async fn streaming_csv_to_csv_through_the_cache() {
     assert_eq!(write_tel.counters().rows_written.load(std::sync::atomic::Ordering::Relaxed), 30_000);
     assert_eq!(read_tel.counters().bytes_read.load(std::sync::atomic::Ordering::Relaxed), input.len() as u64);
 }
+
+/// What the CSV writer prints for DECIMAL, BIGINT UNSIGNED and zoned timestamps reads back as
+/// those types, and CSV → CSV and CSV → Parquet → CSV keep the bytes.
+#[tokio::test]
+async fn exact_decimals_unsigned_integers_and_zoned_timestamps_round_trip() {
+    let input = "dec,big,at,huge\n\
+                 12.50,18446744073709551615,2024-01-31T10:00:00Z,123456789012345678901234567890\n\
+                 -0.05,1,1970-01-01T00:00:00.000001Z,-1\n\
+                 ,,,\n";
+    let dir = tmp();
+    let d = dir.path();
+    std::fs::write(d.join("in.csv"), input).unwrap();
+    let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap();
+    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(
+        types,
+        vec![
+            DataType::Decimal128(18, 2),
+            DataType::UInt64,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            DataType::Decimal128(30, 0),
+        ]
+    );
+    let b = arrow_select_concat(&schema, &batches);
+    assert_eq!(b.column(0).as_primitive::<Decimal128Type>().value(1), -5);
+    assert_eq!(b.column(1).as_primitive::<UInt64Type>().value(0), u64::MAX);
+    assert_eq!(b.column(2).as_primitive::<TimestampMicrosecondType>().value(1), 1);
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema.clone(), batches.clone(), true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), input);
+    write(&ParquetWriter::new(), json!({"path": "x.parquet"}), d, schema, batches, true).await.unwrap();
+    let (schema, batches, _) = extract(&ParquetExtractor::new(), json!({"path": "x.parquet"}), d).await.unwrap();
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema, batches, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), input);
+    // An offset is the same instant in UTC, written back with Z.
+    let out =
+        csv_to_csv(d, "at\n2024-01-31T12:30:00+02:30\n", json!({"path": "in.csv"}), json!({"path": "out.csv"})).await;
+    assert_eq!(String::from_utf8(out).unwrap(), "at\n2024-01-31T10:00:00Z\n");
+}
+
+#[tokio::test]
+async fn malformed_rows_and_empty_files() {
+    let dir = tmp();
+    let d = dir.path();
+    std::fs::write(d.join("in.csv"), "a,b\n1,2\n3\n").unwrap();
+    let err = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap_err();
+    assert_eq!(err.code, "extract.parse_error");
+    assert!(err.message.contains("line 3") && err.message.contains("1 field but the header has 2"), "{}", err.message);
+    std::fs::write(d.join("in.csv"), "a,b\n1,\"x\n2,y\n").unwrap();
+    let err = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap_err();
+    assert_eq!(err.code, "extract.parse_error");
+    assert!(err.message.contains("in.csv: line 2") && err.message.contains("unterminated"), "{}", err.message);
+    // Only comment and blank lines: no records, the selected columns typed by dtype.
+    std::fs::write(d.join("in.csv"), "# nothing today\n\n").unwrap();
+    let cfg = json!({"path": "in.csv", "comment": "#", "columns": ["id", "at"], "dtype": {"id": "int64"}, "parse_dates": ["at"]});
+    let (schema, batches, _) = extract(&CsvExtractor::new(), cfg, d).await.unwrap();
+    assert!(batches.is_empty());
+    assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+    assert_eq!(schema.field(1).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, None));
+}
+
+#[tokio::test]
+async fn gzip_input_streams_by_suffix() {
+    use std::io::Write;
+    let dir = tmp();
+    let d = dir.path();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(MIXED.as_bytes()).unwrap();
+    std::fs::write(d.join("in.csv.gz"), gz.finish().unwrap()).unwrap();
+    let (schema, batches, tel) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv.gz", "chunk_size": 1}), d).await.unwrap();
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema, batches, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), MIXED);
+    // Bytes read count the decoded CSV.
+    assert_eq!(tel.counters().bytes_read.load(std::sync::atomic::Ordering::Relaxed), MIXED.len() as u64);
+}
