@@ -116,6 +116,9 @@ const TSZ: u16 = 64;
 const DEC: u16 = 128;
 const ALL: u16 = INT | UINT | FLOAT | BOOL | DATE | TS | TSZ | DEC;
 
+/// Whether a value has a candidate type's text.
+type Fits = fn(&str) -> bool;
+
 /// Per-column inference state.
 #[derive(Clone, Debug)]
 pub(crate) struct Inference {
@@ -137,7 +140,7 @@ impl Inference {
     /// Observes one non-null value.
     pub(crate) fn observe(&mut self, value: &str, scratch: &mut Vec<u8>) {
         self.seen_value = true;
-        let checks: [(u16, fn(&str) -> bool); 6] = [
+        let checks: [(u16, Fits); 6] = [
             (INT, |v| canonical_i64(v).is_some()),
             (UINT, |v| canonical_u64(v).is_some()),
             (BOOL, |v| canonical_bool(v).is_some()),
@@ -179,7 +182,7 @@ impl Inference {
         let c = self.candidates;
         let scale = self.scale.unwrap_or(0);
         let decimal = || {
-            let precision = (self.int_digits + scale).max(MIN_INFERRED_PRECISION).min(38);
+            let precision = (self.int_digits + scale).clamp(MIN_INFERRED_PRECISION, 38);
             ColType::Decimal(precision as u8, scale as i8)
         };
         if c & INT != 0 {
