@@ -36,9 +36,9 @@ impl Compression {
     pub(crate) fn parse(value: &str) -> Result<Compression, DriverError> {
         Ok(match value.trim().to_ascii_lowercase().as_str() {
             "infer" => Compression::Infer,
-            "none" | "" => Compression::None,
-            "gzip" | "gz" => Compression::Gzip,
-            "bz2" | "bzip2" => Compression::Bz2,
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "bz2" => Compression::Bz2,
             "zip" => Compression::Zip,
             "xz" => Compression::Xz,
             _ => {

@@ -32,7 +32,7 @@ struct RawConfig {
     /// `true` (the first record), a record number (pandas: `header: 2` skips two records
     /// first), or `false`/`null` for no header.
     #[serde(default = "first_record")]
-    header: Option<HeaderSpec>,
+    header: Value,
     #[serde(default)]
     columns: Option<Vec<String>>,
     #[serde(default)]
@@ -54,29 +54,39 @@ struct RawConfig {
     /// `true`/`false` (ISO dates and timestamps are always recognised), or the columns to read as
     /// dates or timestamps.
     #[serde(default)]
-    parse_dates: Option<ParseDates>,
+    parse_dates: Value,
     #[serde(default = "infer")]
     compression: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum HeaderSpec {
-    Flag(bool),
-    Row(i64),
+fn first_record() -> Value {
+    Value::Bool(true)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ParseDates {
-    /// Either way ISO-8601 dates and timestamps are recognised.
-    #[allow(dead_code)]
-    Flag(bool),
-    Columns(Vec<String>),
+/// `header`: the record (after `skip_rows`) with the column names, `None` without a header.
+fn parse_header(value: &Value) -> Result<Option<u64>, DriverError> {
+    match value {
+        Value::Bool(true) => Ok(Some(0)),
+        Value::Bool(false) | Value::Null => Ok(None),
+        Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64()),
+        other => Err(invalid(format!("invalid header {other}")).with_hint(
+            "use `header: true` (the first record), a record number (0 is the first), or `false`/`null` for no header",
+        )),
+    }
 }
 
-fn first_record() -> Option<HeaderSpec> {
-    Some(HeaderSpec::Flag(true))
+/// `parse_dates`: a list of column names; `true`/`false` name none (ISO-8601 dates and
+/// timestamps are always recognised).
+fn parse_date_columns(value: &Value) -> Result<Vec<String>, DriverError> {
+    let bad = || {
+        invalid(format!("invalid parse_dates {value}"))
+            .with_hint("use a list of column names, e.g. `parse_dates: [created_at]`, or true/false")
+    };
+    match value {
+        Value::Bool(_) | Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(bad)).collect(),
+        _ => Err(bad()),
+    }
 }
 fn infer() -> String {
     "infer".into()
@@ -148,18 +158,8 @@ impl ExtractOptions {
             let t = ColType::parse(&column, &spec)?;
             dtype.insert(column, t);
         }
-        let header = match raw.header {
-            None | Some(HeaderSpec::Flag(false)) => None,
-            Some(HeaderSpec::Flag(true)) => Some(0),
-            Some(HeaderSpec::Row(n)) => Some(u64::try_from(n).map_err(|_| {
-                invalid(format!("invalid header {n}"))
-                    .with_hint("use `header: true`, `false`, or the number of the header record (0 is the first)")
-            })?),
-        };
-        let date_columns = match raw.parse_dates {
-            Some(ParseDates::Columns(columns)) => columns,
-            None | Some(ParseDates::Flag(_)) => Vec::new(),
-        };
+        let header = parse_header(&raw.header)?;
+        let date_columns = parse_date_columns(&raw.parse_dates)?;
         let compression = Compression::parse(&raw.compression)?;
         Ok(ExtractOptions {
             compression,

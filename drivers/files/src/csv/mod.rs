@@ -95,7 +95,7 @@ impl CsvExtractor {
                 "compression",
                 String,
                 json!("infer"),
-                "infer: by the file suffix (.gz, .bz2, .zip, .xz; others are plain); or gzip, bz2, zip (one file in the archive), xz, none. Decoded while reading",
+                "infer: by the file suffix (.gz, .bz2, .zip, .xz; others are plain); or gzip, bz2, zip (one file in the archive), xz, none. Decoded while reading (bytes_read counts the decoded bytes).",
             )
             .allowed(["infer", "gzip", "bz2", "zip", "xz", "none"]),
         ];
@@ -110,7 +110,7 @@ boolean, date, timestamp, and timestamp with zone (`...Z` or `...+02:00`, stored
 NULL and the empty string stay apart, as in PostgreSQL's CSV format: an unquoted empty field is NULL, a quoted one (`\"\"`) is the empty string. \
 `\"\"` is text no other type prints, so a column holding it is inferred as string; a column with an explicit non-string `dtype` reads it as NULL. \
 A later value that does not fit the inferred type (`\"\"` included) fails with extract.parse_error naming line and column. \
-Malformed input fails with extract.parse_error naming file and line: a quoted field never closed (the line where the quote opened), and a row with fewer or more fields than the header. \
+Malformed input fails with extract.parse_error naming file and line: a quoted field never closed (the line where the quote opened), and a row with fewer or more fields than the header (without a header: the first row). \
 A file without records (0 bytes, or only blank or comment lines) gives no rows, with the columns of `columns` (as strings unless `dtype` says otherwise) or none."
                 .into(),
             modes: vec![Mode::Extract],
