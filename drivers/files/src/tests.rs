@@ -830,3 +830,35 @@ async fn gzip_input_streams_by_suffix() {
     // Bytes read count the decoded CSV.
     assert_eq!(tel.counters().bytes_read.load(std::sync::atomic::Ordering::Relaxed), MIXED.len() as u64);
 }
+
+/// Durations (MySQL TIME) print as MySQL's TIME text and survive Parquet with their unit.
+#[tokio::test]
+async fn durations_print_as_mysql_time_through_parquet() {
+    let dir = tmp();
+    let d = dir.path();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("s", DataType::Duration(TimeUnit::Second), true),
+        Field::new("ms", DataType::Duration(TimeUnit::Millisecond), true),
+        Field::new("us", DataType::Duration(TimeUnit::Microsecond), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(DurationSecondArray::from(vec![Some(45_296), Some(-3_020_399), None])),
+            Arc::new(DurationMillisecondArray::from(vec![Some(-3_723_250), Some(0), None])),
+            Arc::new(DurationMicrosecondArray::from(vec![Some(45_296_500_000), Some(86_400_000_001), None])),
+        ],
+    )
+    .unwrap();
+    let want = "s,ms,us\n12:34:56,-01:02:03.250,12:34:56.500000\n-838:59:59,00:00:00.000,24:00:00.000001\n,,\n";
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema.clone(), vec![batch.clone()], true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), want);
+    write(&ParquetWriter::new(), json!({"path": "t.parquet"}), d, schema.clone(), vec![batch], true).await.unwrap();
+    let (back, batches, _) = extract(&ParquetExtractor::new(), json!({"path": "t.parquet"}), d).await.unwrap();
+    assert_eq!(
+        back.fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>(),
+        schema.fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>()
+    );
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, back, batches, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), want);
+}
