@@ -3,7 +3,8 @@
 # a MariaDB server on 127.0.0.1:3306 with a test account
 #   user osiris_test, password osiris_test, all privileges on databases named osiris%
 #   user osiris_secret_probe (a recognisable password), SELECT on them, for the secrets tests
-# (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server).
+# (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server), and the gzip,
+# bzip2, xz and zip commands that make the compressed CSV fixtures.
 # Usage: bash scripts/services.sh          (needs root to install or start MariaDB)
 set -euo pipefail
 
@@ -17,6 +18,17 @@ account_works() {
     mariadb -h "$host" -P "$port" -u osiris_secret_probe -p'Probe-S3cret-Wq7Zk2-recognisable' -e 'SELECT 1' >/dev/null 2>&1
 }
 server_answers() { mariadb-admin -h "$host" -P "$port" ping >/dev/null 2>&1 || mariadb -u root -e 'SELECT 1' >/dev/null 2>&1; }
+
+# The compression commands the CSV extractor's tests make their fixtures with.
+missing_tools=()
+for tool in gzip bzip2 xz zip; do
+  command -v "$tool" >/dev/null 2>&1 || missing_tools+=("$tool")
+done
+if [ "${#missing_tools[@]}" -gt 0 ]; then
+  echo "installing ${missing_tools[*]} (Debian packages)…" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gzip bzip2 xz-utils zip >/dev/null
+fi
 
 if command -v mariadb >/dev/null 2>&1 && account_works; then
   exit 0

@@ -608,6 +608,11 @@ fn create_rejects_bad_configs() {
         (&ce as &dyn Component, json!({"path": "a.csv", "dtype": {"a": "decimal(40,2)"}})),
         (&ce as &dyn Component, json!({"path": "a.csv", "chunk_size": 0})),
         (&ce as &dyn Component, json!({"path": "a.csv", "comment": "##"})),
+        (&ce as &dyn Component, json!({"path": "a.csv", "header": "infer"})),
+        (&ce as &dyn Component, json!({"path": "a.csv", "header": -1})),
+        (&ce as &dyn Component, json!({"path": "a.csv", "parse_dates": "day"})),
+        (&ce as &dyn Component, json!({"path": "a.csv", "parse_dates": [1]})),
+        (&ce as &dyn Component, json!({"path": "a.csv", "compression": "lz4"})),
         (&cw, json!({"path": "a.csv", "newline": "cr"})),
         (&cw, json!({"path": "a.csv", "quoting": "none"})),
         (&cw, json!({"path": "a.csv", "delimiter": "\""})),
@@ -626,6 +631,8 @@ fn create_rejects_bad_configs() {
             &ce as &dyn Component,
             json!({"path": "a.csv", "delimiter": "\t", "encoding": "latin-1", "dtype": {"x": "decimal(10,2)"}}),
         ),
+        (&ce, json!({"path": "a.csv", "header": 2, "parse_dates": ["d"], "compression": "gzip"})),
+        (&ce, json!({"path": "a.csv", "header": null, "parse_dates": true, "compression": "none"})),
         (&cw, json!({"path": "a.csv", "newline": "crlf", "quoting": "all", "chunk_size": 1000})),
         (&pw, json!({"path": "a.parquet", "compression": "zstd"})),
     ];
@@ -747,4 +754,111 @@ async fn streaming_csv_to_csv_through_the_cache() {
     assert_eq!(std::fs::read_to_string(d.join("copy.csv")).unwrap(), input);
     assert_eq!(write_tel.counters().rows_written.load(std::sync::atomic::Ordering::Relaxed), 30_000);
     assert_eq!(read_tel.counters().bytes_read.load(std::sync::atomic::Ordering::Relaxed), input.len() as u64);
+}
+
+/// What the CSV writer prints for DECIMAL, BIGINT UNSIGNED and zoned timestamps reads back as
+/// those types, and CSV → CSV and CSV → Parquet → CSV keep the bytes.
+#[tokio::test]
+async fn exact_decimals_unsigned_integers_and_zoned_timestamps_round_trip() {
+    let input = "dec,big,at,huge\n\
+                 12.50,18446744073709551615,2024-01-31T10:00:00Z,123456789012345678901234567890\n\
+                 -0.05,1,1970-01-01T00:00:00.000001Z,-1\n\
+                 ,,,\n";
+    let dir = tmp();
+    let d = dir.path();
+    std::fs::write(d.join("in.csv"), input).unwrap();
+    let (schema, batches, _) = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap();
+    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    assert_eq!(
+        types,
+        vec![
+            DataType::Decimal128(18, 2),
+            DataType::UInt64,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            DataType::Decimal128(30, 0),
+        ]
+    );
+    let b = arrow_select_concat(&schema, &batches);
+    assert_eq!(b.column(0).as_primitive::<Decimal128Type>().value(1), -5);
+    assert_eq!(b.column(1).as_primitive::<UInt64Type>().value(0), u64::MAX);
+    assert_eq!(b.column(2).as_primitive::<TimestampMicrosecondType>().value(1), 1);
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema.clone(), batches.clone(), true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), input);
+    write(&ParquetWriter::new(), json!({"path": "x.parquet"}), d, schema, batches, true).await.unwrap();
+    let (schema, batches, _) = extract(&ParquetExtractor::new(), json!({"path": "x.parquet"}), d).await.unwrap();
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema, batches, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), input);
+    // An offset is the same instant in UTC, written back with Z.
+    let out =
+        csv_to_csv(d, "at\n2024-01-31T12:30:00+02:30\n", json!({"path": "in.csv"}), json!({"path": "out.csv"})).await;
+    assert_eq!(String::from_utf8(out).unwrap(), "at\n2024-01-31T10:00:00Z\n");
+}
+
+#[tokio::test]
+async fn malformed_rows_and_empty_files() {
+    let dir = tmp();
+    let d = dir.path();
+    std::fs::write(d.join("in.csv"), "a,b\n1,2\n3\n").unwrap();
+    let err = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap_err();
+    assert_eq!(err.code, "extract.parse_error");
+    assert!(err.message.contains("line 3") && err.message.contains("1 field but the header has 2"), "{}", err.message);
+    std::fs::write(d.join("in.csv"), "a,b\n1,\"x\n2,y\n").unwrap();
+    let err = extract(&CsvExtractor::new(), json!({"path": "in.csv"}), d).await.unwrap_err();
+    assert_eq!(err.code, "extract.parse_error");
+    assert!(err.message.contains("in.csv: line 2") && err.message.contains("unterminated"), "{}", err.message);
+    // Only comment and blank lines: no records, the selected columns typed by dtype.
+    std::fs::write(d.join("in.csv"), "# nothing today\n\n").unwrap();
+    let cfg = json!({"path": "in.csv", "comment": "#", "columns": ["id", "at"], "dtype": {"id": "int64"}, "parse_dates": ["at"]});
+    let (schema, batches, _) = extract(&CsvExtractor::new(), cfg, d).await.unwrap();
+    assert!(batches.is_empty());
+    assert_eq!(schema.field(0).data_type(), &DataType::Int64);
+    assert_eq!(schema.field(1).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, None));
+}
+
+#[tokio::test]
+async fn gzip_input_streams_by_suffix() {
+    use std::io::Write;
+    let dir = tmp();
+    let d = dir.path();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(MIXED.as_bytes()).unwrap();
+    std::fs::write(d.join("in.csv.gz"), gz.finish().unwrap()).unwrap();
+    let (schema, batches, tel) =
+        extract(&CsvExtractor::new(), json!({"path": "in.csv.gz", "chunk_size": 1}), d).await.unwrap();
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema, batches, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), MIXED);
+    // Bytes read count the decoded CSV.
+    assert_eq!(tel.counters().bytes_read.load(std::sync::atomic::Ordering::Relaxed), MIXED.len() as u64);
+}
+
+/// Durations (MySQL TIME) print as MySQL's TIME text and survive Parquet with their unit.
+#[tokio::test]
+async fn durations_print_as_mysql_time_through_parquet() {
+    let dir = tmp();
+    let d = dir.path();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("s", DataType::Duration(TimeUnit::Second), true),
+        Field::new("ms", DataType::Duration(TimeUnit::Millisecond), true),
+        Field::new("us", DataType::Duration(TimeUnit::Microsecond), true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(DurationSecondArray::from(vec![Some(45_296), Some(-3_020_399), None])),
+            Arc::new(DurationMillisecondArray::from(vec![Some(-3_723_250), Some(0), None])),
+            Arc::new(DurationMicrosecondArray::from(vec![Some(45_296_500_000), Some(86_400_000_001), None])),
+        ],
+    )
+    .unwrap();
+    let want = "s,ms,us\n12:34:56,-01:02:03.250,12:34:56.500000\n-838:59:59,00:00:00.000,24:00:00.000001\n,,\n";
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, schema.clone(), vec![batch.clone()], true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), want);
+    write(&ParquetWriter::new(), json!({"path": "t.parquet"}), d, schema.clone(), vec![batch], true).await.unwrap();
+    let (back, batches, _) = extract(&ParquetExtractor::new(), json!({"path": "t.parquet"}), d).await.unwrap();
+    assert_eq!(
+        back.fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>(),
+        schema.fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>()
+    );
+    write(&CsvWriter::new(), json!({"path": "out.csv"}), d, back, batches, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("out.csv")).unwrap(), want);
 }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     ArrayBuilder, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
-    DurationMicrosecondBuilder, Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
-    NullBuilder, TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder, UInt64Builder,
+    DurationMicrosecondBuilder, DurationMillisecondBuilder, DurationSecondBuilder, Float32Builder, Float64Builder,
+    Int8Builder, Int16Builder, Int32Builder, Int64Builder, NullBuilder, TimestampMicrosecondBuilder, UInt8Builder,
+    UInt16Builder, UInt32Builder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, StringArray};
+use arrow_schema::TimeUnit;
 use mysql_common::constants::ColumnType;
 use mysql_common::packets::Column;
 
@@ -50,7 +52,9 @@ enum ColumnDecoder {
     Decimal256(Decimal256Builder, i8),
     Date32(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
-    Duration(DurationMicrosecondBuilder),
+    DurationSecond(DurationSecondBuilder),
+    DurationMillisecond(DurationMillisecondBuilder),
+    DurationMicrosecond(DurationMicrosecondBuilder),
     /// Text: raw bytes now, validated as UTF-8 when the batch is finished.
     Utf8(BinaryBuilder),
     Binary(BinaryBuilder),
@@ -253,7 +257,15 @@ impl ColumnDecoder {
             Kind::TimestampUtc => {
                 ColumnDecoder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("+00:00"))
             }
-            Kind::Duration => ColumnDecoder::Duration(DurationMicrosecondBuilder::with_capacity(capacity)),
+            Kind::Duration(TimeUnit::Second) => {
+                ColumnDecoder::DurationSecond(DurationSecondBuilder::with_capacity(capacity))
+            }
+            Kind::Duration(TimeUnit::Millisecond) => {
+                ColumnDecoder::DurationMillisecond(DurationMillisecondBuilder::with_capacity(capacity))
+            }
+            Kind::Duration(_) => {
+                ColumnDecoder::DurationMicrosecond(DurationMicrosecondBuilder::with_capacity(capacity))
+            }
             Kind::Utf8 => ColumnDecoder::Utf8(BinaryBuilder::with_capacity(capacity, capacity * bytes_per_row)),
             Kind::Binary => ColumnDecoder::Binary(BinaryBuilder::with_capacity(capacity, capacity * bytes_per_row)),
         }
@@ -299,7 +311,10 @@ impl ColumnDecoder {
                 Temporal::Value { micros, .. } => b.append_value(micros),
                 Temporal::Zero => zero_date(zero_dates, || b.append_null())?,
             },
-            ColumnDecoder::Duration(b) => b.append_value(take_time(row, pos)?),
+            // The server sends no more fractional digits than the column has, so the division is exact.
+            ColumnDecoder::DurationSecond(b) => b.append_value(take_time(row, pos)? / 1_000_000),
+            ColumnDecoder::DurationMillisecond(b) => b.append_value(take_time(row, pos)? / 1000),
+            ColumnDecoder::DurationMicrosecond(b) => b.append_value(take_time(row, pos)?),
             ColumnDecoder::Utf8(b) | ColumnDecoder::Binary(b) => b.append_value(take_lenenc(row, pos)?),
         }
         Ok(())
@@ -334,7 +349,9 @@ impl ColumnDecoder {
             ColumnDecoder::Decimal256(b, _) => b.append_null(),
             ColumnDecoder::Date32(b) => b.append_null(),
             ColumnDecoder::Timestamp(b) => b.append_null(),
-            ColumnDecoder::Duration(b) => b.append_null(),
+            ColumnDecoder::DurationSecond(b) => b.append_null(),
+            ColumnDecoder::DurationMillisecond(b) => b.append_null(),
+            ColumnDecoder::DurationMicrosecond(b) => b.append_null(),
             ColumnDecoder::Utf8(b) | ColumnDecoder::Binary(b) => b.append_null(),
         }
     }
@@ -357,7 +374,9 @@ impl ColumnDecoder {
             ColumnDecoder::Decimal256(b, _) => Arc::new(b.finish()),
             ColumnDecoder::Date32(b) => Arc::new(b.finish()),
             ColumnDecoder::Timestamp(b) => Arc::new(b.finish()),
-            ColumnDecoder::Duration(b) => Arc::new(b.finish()),
+            ColumnDecoder::DurationSecond(b) => Arc::new(b.finish()),
+            ColumnDecoder::DurationMillisecond(b) => Arc::new(b.finish()),
+            ColumnDecoder::DurationMicrosecond(b) => Arc::new(b.finish()),
             ColumnDecoder::Utf8(b) => {
                 let (offsets, values, nulls) = b.finish().into_parts();
                 // One validation pass over the whole batch (whole buffer plus value boundaries).

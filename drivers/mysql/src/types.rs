@@ -11,7 +11,7 @@
 //! | DECIMAL(p,s) | Decimal128(p,s) for p ≤ 38, Decimal256(p,s) above, parsed exactly from the server's text |
 //! | FLOAT / DOUBLE | Float32 / Float64 |
 //! | DATE | Date32 |
-//! | TIME | Duration(Microsecond) (TIME spans ±838:59:59, not a time of day) |
+//! | TIME / TIME(1–3) / TIME(4–6) | Duration(Second / Millisecond / Microsecond) (TIME spans ±838:59:59, not a time of day; the unit keeps the column's fractional digits, so the CSV writer prints MySQL's own text) |
 //! | DATETIME(fsp) | Timestamp(Microsecond, None) |
 //! | TIMESTAMP(fsp) | Timestamp(Microsecond, "+00:00"): UTC, spelled as an offset because arrow without chrono-tz cannot display or cast named zones (the session runs with `time_zone='+00:00'`) |
 //! | CHAR / VARCHAR / TEXT / ENUM / SET / JSON | Utf8 (utf8mb4 on the wire) |
@@ -56,7 +56,8 @@ pub enum Kind {
     Decimal128(u8, i8),
     Decimal256(u8, i8),
     Date32,
-    Duration,
+    /// TIME, in the unit of its fractional seconds.
+    Duration(TimeUnit),
     Timestamp,
     TimestampUtc,
     Utf8,
@@ -97,7 +98,7 @@ impl Kind {
                 }
             }
             MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => Kind::Date32,
-            MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => Kind::Duration,
+            MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => Kind::Duration(time_unit(col.decimals())),
             MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => Kind::Timestamp,
             MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => Kind::TimestampUtc,
             // MySQL 8 reports JSON with the binary charset, but the text is utf8mb4.
@@ -154,12 +155,23 @@ impl Kind {
             Kind::Decimal128(p, s) => DataType::Decimal128(p, s),
             Kind::Decimal256(p, s) => DataType::Decimal256(p, s),
             Kind::Date32 => DataType::Date32,
-            Kind::Duration => DataType::Duration(TimeUnit::Microsecond),
+            Kind::Duration(unit) => DataType::Duration(unit),
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::TimestampUtc => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
             Kind::Utf8 => DataType::Utf8,
             Kind::Binary => DataType::Binary,
         }
+    }
+}
+
+/// The Duration unit of a TIME column with `decimals` fractional digits: TIME → seconds,
+/// TIME(3) → milliseconds, TIME(6) → microseconds (TIME(1), TIME(2) take milliseconds, TIME(4),
+/// TIME(5) and an expression of unknown precision microseconds).
+fn time_unit(decimals: u8) -> TimeUnit {
+    match decimals {
+        0 => TimeUnit::Second,
+        1..=3 => TimeUnit::Millisecond,
+        _ => TimeUnit::Microsecond,
     }
 }
 

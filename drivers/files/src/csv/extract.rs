@@ -1,13 +1,12 @@
 //! `filesystem.csv_extractor`: streams a CSV file as record batches of inferred (lossless) types.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
@@ -17,9 +16,10 @@ use osiris_engine::telemetry::StepTelemetry;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::compression::{Compression, DecodedInput, open_decoded};
 use super::infer::*;
-use super::reader::{Record, RecordReader};
-use crate::common::{Emitter, Encoding, invalid, open_input, parse_delimiter, run_producer};
+use super::reader::{ReadError, Record, RecordReader};
+use crate::common::{Emitter, Encoding, invalid, parse_delimiter, run_producer};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,8 +29,10 @@ struct RawConfig {
     delimiter: String,
     #[serde(default = "default_encoding")]
     encoding: String,
-    #[serde(default = "yes")]
-    header: bool,
+    /// `true` (the first record), a record number (pandas: `header: 2` skips two records
+    /// first), or `false`/`null` for no header.
+    #[serde(default = "first_record")]
+    header: Value,
     #[serde(default)]
     columns: Option<Vec<String>>,
     #[serde(default)]
@@ -49,10 +51,45 @@ struct RawConfig {
     dtype: Option<BTreeMap<String, String>>,
     #[serde(default = "default_rows")]
     infer_rows: u64,
-    /// Accepted for Osiris compatibility: ISO dates and timestamps are always recognised.
+    /// `true`/`false` (ISO dates and timestamps are always recognised), or the columns to read as
+    /// dates or timestamps.
     #[serde(default)]
-    #[allow(dead_code)]
-    parse_dates: Option<bool>,
+    parse_dates: Value,
+    #[serde(default = "infer")]
+    compression: String,
+}
+
+fn first_record() -> Value {
+    Value::Bool(true)
+}
+
+/// `header`: the record (after `skip_rows`) with the column names, `None` without a header.
+fn parse_header(value: &Value) -> Result<Option<u64>, DriverError> {
+    match value {
+        Value::Bool(true) => Ok(Some(0)),
+        Value::Bool(false) | Value::Null => Ok(None),
+        Value::Number(n) if n.as_u64().is_some() => Ok(n.as_u64()),
+        other => Err(invalid(format!("invalid header {other}")).with_hint(
+            "use `header: true` (the first record), a record number (0 is the first), or `false`/`null` for no header",
+        )),
+    }
+}
+
+/// `parse_dates`: a list of column names; `true`/`false` name none (ISO-8601 dates and
+/// timestamps are always recognised).
+fn parse_date_columns(value: &Value) -> Result<Vec<String>, DriverError> {
+    let bad = || {
+        invalid(format!("invalid parse_dates {value}"))
+            .with_hint("use a list of column names, e.g. `parse_dates: [created_at]`, or true/false")
+    };
+    match value {
+        Value::Bool(_) | Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_string).ok_or_else(bad)).collect(),
+        _ => Err(bad()),
+    }
+}
+fn infer() -> String {
+    "infer".into()
 }
 
 fn default_delimiter() -> String {
@@ -74,7 +111,8 @@ pub(crate) struct ExtractOptions {
     pub path: String,
     pub delimiter: u8,
     pub encoding: Encoding,
-    pub header: bool,
+    /// The record (after `skip_rows`) holding the column names; `None` without a header.
+    pub header: Option<u64>,
     pub columns: Option<Vec<String>>,
     pub skip_rows: u64,
     pub limit: Option<u64>,
@@ -83,6 +121,9 @@ pub(crate) struct ExtractOptions {
     pub comment: Option<u8>,
     pub dtype: BTreeMap<String, ColType>,
     pub infer_rows: u64,
+    /// Columns read as dates or timestamps (`parse_dates` as a list).
+    pub date_columns: Vec<String>,
+    pub compression: Compression,
 }
 
 impl ExtractOptions {
@@ -117,11 +158,16 @@ impl ExtractOptions {
             let t = ColType::parse(&column, &spec)?;
             dtype.insert(column, t);
         }
+        let header = parse_header(&raw.header)?;
+        let date_columns = parse_date_columns(&raw.parse_dates)?;
+        let compression = Compression::parse(&raw.compression)?;
         Ok(ExtractOptions {
+            compression,
+            date_columns,
             path: raw.path,
             delimiter,
             encoding: Encoding::parse(&raw.encoding)?,
-            header: raw.header,
+            header,
             columns: raw.columns,
             skip_rows: raw.skip_rows,
             limit: raw.limit,
@@ -153,7 +199,7 @@ impl Driver for CsvExtractorDriver {
 
 /// The open CSV file, after `skip_rows`, with one record of look-ahead.
 struct Source {
-    reader: RecordReader<File>,
+    reader: RecordReader<DecodedInput>,
     pending: Option<Record>,
     path: PathBuf,
     reported_bytes: u64,
@@ -162,11 +208,12 @@ struct Source {
 impl Source {
     /// Opens the file and reads the column names (`None` for a file without records).
     fn open(opts: &ExtractOptions, path: &Path) -> Result<(Source, Option<Vec<String>>), DriverError> {
-        let file = open_input(path)?;
-        let reader = RecordReader::new(file, opts.delimiter, opts.comment, 1 << 16);
+        let input = open_decoded(path, opts.compression)?;
+        let reader = RecordReader::new(input, opts.delimiter, opts.comment, 1 << 16);
         let mut src = Source { reader, pending: None, path: path.to_path_buf(), reported_bytes: 0 };
         let mut rec = Record::default();
-        for _ in 0..opts.skip_rows {
+        let before_first = opts.skip_rows + opts.header.unwrap_or(0);
+        for _ in 0..before_first {
             if !src.next(&mut rec)? {
                 return Ok((src, None));
             }
@@ -174,7 +221,7 @@ impl Source {
         if !src.next(&mut rec)? {
             return Ok((src, None));
         }
-        let names = if opts.header {
+        let names = if opts.header.is_some() {
             let mut decoder = Decoder::new(opts.encoding);
             let mut names = Vec::with_capacity(rec.len());
             for (i, raw) in rec.iter().enumerate() {
@@ -199,12 +246,25 @@ impl Source {
             *rec = p;
             return Ok(true);
         }
-        self.reader.read_record(rec).map_err(|e| {
-            let line = self.reader.line();
-            DriverError::new("extract.io_error", format!("{}: line {line}: cannot read CSV: {e}", self.path.display()))
-                .with_hint("check that the file is a readable CSV with the configured delimiter")
-                .with_source(e)
-        })
+        self.reader.read_record(rec).map_err(|e| self.read_error(e))
+    }
+
+    fn read_error(&self, e: ReadError) -> DriverError {
+        let path = self.path.display();
+        match e {
+            ReadError::Io(e) => {
+                let line = self.reader.line();
+                DriverError::new("extract.io_error", format!("{path}: line {line}: cannot read CSV: {e}"))
+                    .with_hint("check that the file is readable (and, when compressed, not truncated)")
+                    .with_source(e)
+            }
+            ReadError::UnterminatedQuote { .. } => DriverError::new("extract.parse_error", format!("{path}: {e}"))
+                .with_hint(
+                    "close the quote (a quote inside a quoted field is written twice: \"\"), or remove the stray quote",
+                ),
+            ReadError::RecordTooLong { .. } => DriverError::new("extract.parse_error", format!("{path}: {e}"))
+                .with_hint("check the quoting of that line"),
+        }
     }
 
     /// Bytes consumed since the last call.
@@ -277,6 +337,8 @@ struct Plan {
     src_idx: Vec<usize>,
     names: Vec<String>,
     explicit: Vec<Option<ColType>>,
+    /// Named in `parse_dates`: a date or timestamp column even when inference says otherwise.
+    dates: Vec<bool>,
 }
 
 impl Plan {
@@ -299,8 +361,26 @@ impl Plan {
                 return Err(missing_column(column, &out_names, path, "dtype"));
             }
         }
+        for column in &opts.date_columns {
+            if !out_names.contains(column) {
+                return Err(missing_column(column, &out_names, path, "parse_dates"));
+            }
+        }
         let explicit = out_names.iter().map(|n| opts.dtype.get(n).copied()).collect();
-        Ok(Plan { source_columns: names.len(), src_idx, names: out_names, explicit })
+        let dates = out_names.iter().map(|n| opts.date_columns.contains(n)).collect();
+        Ok(Plan { source_columns: names.len(), src_idx, names: out_names, explicit, dates })
+    }
+
+    /// The type of output column `k` and whether it was inferred (strict parsing): an explicit
+    /// `dtype`, else the inferred type, except that a `parse_dates` column that does not infer as
+    /// a date or timestamp is a timestamp parsed leniently (`2024-01-31 10:00`, `2024-01-31`).
+    fn column_type(&self, k: usize, inference: &Inference) -> (ColType, bool) {
+        if let Some(t) = self.explicit[k] {
+            return (t, false);
+        }
+        let inferred = inference.result();
+        let temporal = matches!(inferred, ColType::Date | ColType::Timestamp | ColType::TimestampUtc);
+        if self.dates[k] && !temporal { (ColType::Timestamp, false) } else { (inferred, true) }
     }
 }
 
@@ -326,19 +406,27 @@ struct RowCtx<'a> {
 }
 
 impl RowCtx<'_> {
+    /// Every row has as many fields as the header (or, without a header, the first row): a
+    /// short or long row is an error, never padded with NULLs or cut, since it usually means a
+    /// truncated file, a wrong delimiter or broken quoting.
     fn check_width(&self, rec: &Record) -> Result<(), DriverError> {
-        if rec.len() > self.plan.source_columns {
+        let (got, want) = (rec.len(), self.plan.source_columns);
+        if got != want {
+            let what = if self.opts.header.is_some() { "the header has" } else { "the first row has" };
             return Err(DriverError::new(
                 "extract.parse_error",
                 format!(
-                    "{}: line {}: the row has {} fields but the file has {} columns",
+                    "{}: line {}: the row has {got} field{} but {what} {want}",
                     self.path.display(),
                     line_of(rec),
-                    rec.len(),
-                    self.plan.source_columns
+                    if got == 1 { "" } else { "s" },
                 ),
             )
-            .with_hint("check the delimiter and quoting of that line"));
+            .with_hint(if got < want {
+                "a row is missing fields: is the file truncated, or a value's quoting broken on that line?"
+            } else {
+                "a row has extra fields: check the delimiter and the quoting of that line"
+            }));
         }
         Ok(())
     }
@@ -376,10 +464,12 @@ impl RowCtx<'_> {
 enum ColBuilder {
     Utf8(StringBuilder),
     Int64(Int64Builder),
+    UInt64(UInt64Builder),
     Float64(Float64Builder),
     Boolean(BooleanBuilder),
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder),
+    TimestampUtc(TimestampMicrosecondBuilder),
     Decimal(Decimal128Builder, u8, i8),
 }
 
@@ -388,10 +478,14 @@ impl ColBuilder {
         Ok(match t {
             ColType::Utf8 => ColBuilder::Utf8(StringBuilder::with_capacity(cap, cap * 8)),
             ColType::Int64 => ColBuilder::Int64(Int64Builder::with_capacity(cap)),
+            ColType::UInt64 => ColBuilder::UInt64(UInt64Builder::with_capacity(cap)),
             ColType::Float64 => ColBuilder::Float64(Float64Builder::with_capacity(cap)),
             ColType::Boolean => ColBuilder::Boolean(BooleanBuilder::with_capacity(cap)),
             ColType::Date => ColBuilder::Date(Date32Builder::with_capacity(cap)),
             ColType::Timestamp => ColBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(cap)),
+            ColType::TimestampUtc => {
+                ColBuilder::TimestampUtc(TimestampMicrosecondBuilder::with_capacity(cap).with_timezone(UTC))
+            }
             ColType::Decimal(p, s) => ColBuilder::Decimal(
                 Decimal128Builder::with_capacity(cap)
                     .with_precision_and_scale(p, s)
@@ -422,6 +516,7 @@ impl ColBuilder {
                 true
             }
             ColBuilder::Int64(b) => put!(b, |v: &str| if strict { canonical_i64(v) } else { v.trim().parse().ok() }),
+            ColBuilder::UInt64(b) => put!(b, |v: &str| if strict { canonical_u64(v) } else { v.trim().parse().ok() }),
             ColBuilder::Float64(b) => {
                 put!(b, |v: &str| if strict { canonical_f64(v, scratch) } else { v.trim().parse().ok() })
             }
@@ -430,9 +525,12 @@ impl ColBuilder {
             ColBuilder::Timestamp(b) => {
                 put!(b, |v: &str| if strict { canonical_timestamp(v) } else { lenient_timestamp(v) })
             }
+            ColBuilder::TimestampUtc(b) => {
+                put!(b, |v: &str| if strict { zoned_timestamp(v) } else { lenient_zoned_timestamp(v) })
+            }
             ColBuilder::Decimal(b, p, s) => {
                 let (p, s) = (*p, *s);
-                put!(b, |v: &str| parse_decimal(v, p, s))
+                put!(b, |v: &str| if strict { canonical_decimal(v, p, s) } else { parse_decimal(v, p, s) })
             }
         }
     }
@@ -441,10 +539,11 @@ impl ColBuilder {
         match self {
             ColBuilder::Utf8(b) => Arc::new(b.finish()),
             ColBuilder::Int64(b) => Arc::new(b.finish()),
+            ColBuilder::UInt64(b) => Arc::new(b.finish()),
             ColBuilder::Float64(b) => Arc::new(b.finish()),
             ColBuilder::Boolean(b) => Arc::new(b.finish()),
             ColBuilder::Date(b) => Arc::new(b.finish()),
-            ColBuilder::Timestamp(b) => Arc::new(b.finish()),
+            ColBuilder::Timestamp(b) | ColBuilder::TimestampUtc(b) => Arc::new(b.finish()),
             ColBuilder::Decimal(b, _, _) => Arc::new(b.finish()),
         }
     }
@@ -520,12 +619,35 @@ impl Batcher {
     }
 }
 
+/// A file without records (0 bytes, or only blank, comment or skipped lines): no rows, and the
+/// columns named in `columns` (typed by `dtype`, else strings) or none, so a pipeline that reads
+/// an export which happens to be empty still sees the columns it selects.
+fn empty_input(
+    opts: &ExtractOptions,
+    path: &Path,
+    src: &mut Source,
+    telemetry: &StepTelemetry,
+    em: &Emitter,
+) -> Result<(), DriverError> {
+    telemetry.add_bytes_read(src.take_bytes());
+    let Some(names) = &opts.columns else {
+        return em.schema(Arc::new(Schema::empty()));
+    };
+    let plan = Plan::new(opts, names, path)?;
+    let fields: Vec<Field> = plan
+        .names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| Field::new(n.clone(), plan.column_type(k, &Inference::default()).0.data_type(), true))
+        .collect();
+    em.schema(Arc::new(Schema::new(fields)))
+}
+
 /// Reads the whole extraction on a blocking thread.
 fn extract(opts: &ExtractOptions, path: &Path, telemetry: &StepTelemetry, em: &Emitter) -> Result<(), DriverError> {
     let (mut src, names) = Source::open(opts, path)?;
     let Some(names) = names else {
-        telemetry.add_bytes_read(src.take_bytes());
-        return em.schema(Arc::new(Schema::empty()));
+        return empty_input(opts, path, &mut src, telemetry, em);
     };
     let plan = Plan::new(opts, &names, path)?;
     let limit = opts.limit.unwrap_or(u64::MAX);
@@ -553,14 +675,13 @@ fn extract(opts: &ExtractOptions, path: &Path, telemetry: &StepTelemetry, em: &E
             sample.push(rec.clone());
         }
     }
-    let types: Vec<ColType> =
-        plan.explicit.iter().zip(&inference).map(|(e, inf)| e.unwrap_or_else(|| inf.result())).collect();
+    let (types, strict): (Vec<ColType>, Vec<bool>) =
+        inference.iter().enumerate().map(|(k, inf)| plan.column_type(k, inf)).unzip();
     let fields: Vec<Field> =
         plan.names.iter().zip(&types).map(|(n, t)| Field::new(n.clone(), t.data_type(), true)).collect();
     let schema = Arc::new(Schema::new(fields));
     em.schema(schema.clone())?;
     let cap = opts.chunk_size.min(1 << 16);
-    let strict: Vec<bool> = plan.explicit.iter().map(Option::is_none).collect();
     let mut batcher = Batcher {
         schema,
         keep_empty: types.iter().zip(&strict).map(|(&t, &s)| s || t == ColType::Utf8).collect(),

@@ -8,6 +8,10 @@
 //! * dates: `YYYY-MM-DD`; timestamps: `YYYY-MM-DDTHH:MM:SS` plus `.fff`, `.ffffff` or `.fffffffff`
 //!   only when the fraction is non-zero (`Z` appended for zoned timestamps, printed in UTC);
 //!   times: `HH:MM:SS[.fff…]`
+//! * durations: MySQL's TIME text, `[-]HH:MM:SS` with hours past 24 when needed (`838:59:59`)
+//!   and as many fractional digits as the unit has (none for seconds, `.fff` for milliseconds,
+//!   `.ffffff` for microseconds, `.fffffffff` for nanoseconds), so a MySQL TIME(6) prints
+//!   `12:34:56.500000` as MySQL does
 //! * binary: lowercase hex
 
 /// Writes an unsigned integer.
@@ -259,6 +263,33 @@ fn write_fraction(out: &mut Vec<u8>, nanos: u32) {
     out.extend_from_slice(&buf[..digits]);
 }
 
+/// Writes a duration of `v` units (`digits` fractional digits per second: 0, 3, 6 or 9) as
+/// MySQL's TIME text: `[-]HH:MM:SS[.f…]`, hours not wrapped at 24.
+pub(crate) fn write_duration(out: &mut Vec<u8>, v: i64, digits: u32) {
+    let per_sec = 10u64.pow(digits);
+    let magnitude = v.unsigned_abs();
+    if v < 0 {
+        out.push(b'-');
+    }
+    let (secs, fraction) = (magnitude / per_sec, magnitude % per_sec);
+    let hours = secs / 3600;
+    if hours < 10 {
+        out.push(b'0');
+    }
+    write_u64(out, hours);
+    out.push(b':');
+    write_2(out, (secs / 60 % 60) as u32);
+    out.push(b':');
+    write_2(out, (secs % 60) as u32);
+    if digits > 0 {
+        out.push(b'.');
+        // A leading 1 keeps the fraction's leading zeros: 5000 µs → 1_005_000 → "005000".
+        let start = out.len();
+        write_u64(out, per_sec + fraction);
+        out.remove(start);
+    }
+}
+
 /// Writes a timestamp given as seconds and nanoseconds since the epoch.
 pub(crate) fn write_timestamp(out: &mut Vec<u8>, secs: i64, nanos: u32) {
     write_date(out, secs.div_euclid(86_400));
@@ -393,5 +424,24 @@ mod tests {
         out.clear();
         write_time(&mut out, 3661, 5);
         assert_eq!(out, b"01:01:01.000000005");
+    }
+
+    #[test]
+    fn durations_print_as_mysql_time() {
+        let d = |v: i64, digits: u32| {
+            let mut out = Vec::new();
+            write_duration(&mut out, v, digits);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(d(45_296, 0), "12:34:56");
+        assert_eq!(d(-3723, 0), "-01:02:03");
+        assert_eq!(d(3_020_399, 0), "838:59:59");
+        assert_eq!(d(-3_020_399, 0), "-838:59:59");
+        assert_eq!(d(0, 0), "00:00:00");
+        assert_eq!(d(45_296_500_000, 6), "12:34:56.500000");
+        assert_eq!(d(-1_500, 3), "-00:00:01.500");
+        assert_eq!(d(5, 6), "00:00:00.000005");
+        assert_eq!(d(1, 9), "00:00:00.000000001");
+        assert_eq!(d(i64::MIN, 9), "-2562047:47:16.854775808");
     }
 }

@@ -1,5 +1,6 @@
 //! CSV components: `filesystem.csv_extractor` and `filesystem.csv_writer`.
 
+mod compression;
 mod extract;
 pub(crate) mod format;
 mod infer;
@@ -49,16 +50,16 @@ impl CsvExtractor {
             ConfigField::with_default("encoding", String, json!("utf-8"), "Text encoding: utf-8, latin-1 or ascii"),
             ConfigField::with_default(
                 "header",
-                Boolean,
+                Any,
                 json!(true),
-                "First record holds the column names; when false, columns are named 0, 1, 2, ...",
+                "true: the first record holds the column names; a number N (pandas): record N does, the N before it are skipped (`header: 0` is `true`); false or null: no header, columns are named 0, 1, 2, ...",
             ),
             ConfigField::optional("columns", Array, "Column names to keep, in this order"),
             ConfigField::with_default(
                 "skip_rows",
                 Integer,
                 json!(0),
-                "Records to skip at the start of the file, before the header",
+                "Records to skip at the start of the file, before the header (and before the records a numeric `header` skips)",
             ),
             ConfigField::optional("limit", Integer, "Maximum number of data rows to read"),
             ConfigField::optional(
@@ -77,7 +78,7 @@ impl CsvExtractor {
             ConfigField::optional(
                 "dtype",
                 Object,
-                "Column → type (string, int64, float64, boolean, date, timestamp, decimal(p,s)) overriding inference; explicit types parse leniently",
+                "Column → type (string, int64, uint64, float64, boolean, date, timestamp, timestamptz, decimal(p,s)) overriding inference; explicit types parse leniently",
             ),
             ConfigField::with_default(
                 "infer_rows",
@@ -87,19 +88,30 @@ impl CsvExtractor {
             ),
             ConfigField::optional(
                 "parse_dates",
-                Boolean,
-                "Accepted for Osiris compatibility; ISO-8601 dates and timestamps are always recognised",
+                Any,
+                "A list of columns read as dates or timestamps: inferred when their text is ISO-8601, else parsed leniently as timestamps (`2024-01-31 10:00`); a value that does not parse fails the step. true/false are accepted for Osiris compatibility (ISO-8601 dates and timestamps are always recognised)",
             ),
+            ConfigField::with_default(
+                "compression",
+                String,
+                json!("infer"),
+                "infer: by the file suffix (.gz, .bz2, .zip, .xz; others are plain); or gzip, bz2, zip (one file in the archive), xz, none. Decoded while reading (bytes_read counts the decoded bytes).",
+            )
+            .allowed(["infer", "gzip", "bz2", "zip", "xz", "none"]),
         ];
         let spec = ComponentSpec {
             name: EXTRACTOR_NAME.into(),
             version: "0.1.0".into(),
             title: "Read a CSV file".into(),
-            description: "Streams a CSV file (RFC 4180: quoted fields, doubled quotes, embedded newlines) as Arrow batches in bounded memory. \
-Types are inferred losslessly from a sample: int64, float64, boolean, date and timestamp only when every value is exactly the text the CSV writer prints back, \
-otherwise string. NULL and the empty string stay apart, as in PostgreSQL's CSV format: an unquoted empty field is NULL, a quoted one (`\"\"`) is the empty string. \
+            description: "Streams a CSV file (RFC 4180: quoted fields, doubled quotes, embedded newlines; gzip, bzip2, xz or zip compressed) as Arrow batches in bounded memory. \
+Types are inferred losslessly from a sample, only when every value is exactly the text the CSV writer prints back: int64, uint64 (integers above the int64 range), \
+float64, decimal(p,s) (every value with the same s decimals, as DECIMAL prints them, e.g. `12.50`; precision at least 18, more when the data needs it; integers beyond 64 bits are decimal(p,0)), \
+boolean, date, timestamp, and timestamp with zone (`...Z` or `...+02:00`, stored in UTC and written back with Z); otherwise string. \
+NULL and the empty string stay apart, as in PostgreSQL's CSV format: an unquoted empty field is NULL, a quoted one (`\"\"`) is the empty string. \
 `\"\"` is text no other type prints, so a column holding it is inferred as string; a column with an explicit non-string `dtype` reads it as NULL. \
-A later value that does not fit the inferred type (`\"\"` included) fails with extract.parse_error naming line and column."
+A later value that does not fit the inferred type (`\"\"` included) fails with extract.parse_error naming line and column. \
+Malformed input fails with extract.parse_error naming file and line: a quoted field never closed (the line where the quote opened), and a row with fewer or more fields than the header (without a header: the first row). \
+A file without records (0 bytes, or only blank or comment lines) gives no rows, with the columns of `columns` (as strings unless `dtype` says otherwise) or none."
                 .into(),
             modes: vec![Mode::Extract],
             config,

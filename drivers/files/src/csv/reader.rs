@@ -10,11 +10,14 @@
 //! * a record ends at `\n`, `\r` or `\r\n` outside quotes, or at the end of the input;
 //! * a field starting with `"` is quoted: `""` inside it is one quote, line breaks and delimiters
 //!   are data, and it ends at the next single quote; anything after that up to the delimiter or
-//!   line end is appended as is (so is the rest of the input after an unterminated quote);
+//!   line end is appended as is;
 //! * a quote inside an unquoted field is an ordinary character.
 //!
-//! One deliberate difference: `csv` reads a comment line at the very end of the input, without a
-//! line break, as a record of one empty field; here it is skipped like any other comment line.
+//! Two deliberate differences: a quoted field still open at the end of the input is an error
+//! ([`ReadError::UnterminatedQuote`], naming the line of the opening quote) where `csv` silently
+//! takes the rest of the input as the field, since one stray quote would otherwise merge the rest
+//! of a file into one value; and `csv` reads a comment line at the very end of the input, without
+//! a line break, as a record of one empty field, which is skipped here like any other comment line.
 //!
 //! Memory is bounded by the buffer (64 KiB, or the longest record if longer). Each record carries
 //! the line it starts on, counting `\n` bytes from 1.
@@ -26,6 +29,49 @@ const BOM: &[u8] = b"\xef\xbb\xbf";
 /// Longest record accepted. Longer ones are almost always an unterminated quote that would
 /// otherwise pull the rest of the file into memory.
 pub(crate) const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// Why a record could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The input could not be read.
+    Io(io::Error),
+    /// A quoted field opened on `line` is still open at the end of the input.
+    UnterminatedQuote { line: u64 },
+    /// The record starting on `line` is longer than [`MAX_RECORD_BYTES`].
+    RecordTooLong { line: u64 },
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::UnterminatedQuote { line } => {
+                write!(f, "line {line}: a quoted field opened on this line is never closed (unterminated quote)")
+            }
+            ReadError::RecordTooLong { line } => write!(
+                f,
+                "line {line}: the record starting on this line is longer than {} MiB; is a quote (\") left unclosed?",
+                MAX_RECORD_BYTES >> 20
+            ),
+        }
+    }
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// What [`parse_record`] found at the start of its input.
+enum Parsed {
+    /// A whole record: the bytes used (with the terminator) and the `\n`s inside quotes.
+    Record { used: usize, newlines: u64 },
+    /// The record may continue past the input: read more.
+    NeedMore,
+    /// The input ends inside a quoted field that opened after `newlines` line breaks of the record.
+    Unterminated { newlines: u64 },
+}
 
 /// One CSV record: its bytes, and where each field lies in them.
 #[derive(Clone, Debug, Default)]
@@ -137,7 +183,7 @@ impl<R: Read> RecordReader<R> {
     }
 
     /// Reads the next record into `rec`; `false` at the end of the input.
-    pub(crate) fn read_record(&mut self, rec: &mut Record) -> io::Result<bool> {
+    pub(crate) fn read_record(&mut self, rec: &mut Record) -> Result<bool, ReadError> {
         if !self.started {
             while self.filled - self.pos < BOM.len() && !self.eof {
                 self.fill()?;
@@ -185,12 +231,17 @@ impl<R: Read> RecordReader<R> {
         rec.line = self.line;
         loop {
             let input = &self.buf[self.pos..self.filled];
-            if let Some((used, newlines)) = parse_record(input, self.eof, self.delimiter, &self.stops, rec) {
-                self.advance(used);
-                self.line += newlines;
-                return Ok(true);
+            match parse_record(input, self.eof, self.delimiter, &self.stops, rec) {
+                Parsed::Record { used, newlines } => {
+                    self.advance(used);
+                    self.line += newlines;
+                    return Ok(true);
+                }
+                Parsed::Unterminated { newlines } => {
+                    return Err(ReadError::UnterminatedQuote { line: self.line + newlines });
+                }
+                Parsed::NeedMore => self.fill()?,
             }
-            self.fill()?;
         }
     }
 
@@ -201,7 +252,7 @@ impl<R: Read> RecordReader<R> {
     }
 
     /// Moves the unparsed bytes to the front, grows the buffer when they fill it, and reads more.
-    fn fill(&mut self) -> io::Result<()> {
+    fn fill(&mut self) -> Result<(), ReadError> {
         if self.pos > 0 {
             self.buf.copy_within(self.pos..self.filled, 0);
             self.filled -= self.pos;
@@ -209,14 +260,7 @@ impl<R: Read> RecordReader<R> {
         }
         if self.filled == self.buf.len() {
             if self.buf.len() >= MAX_RECORD_BYTES {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "the record starting on line {} is longer than {} MiB; is a quote (\") left unclosed?",
-                        self.line,
-                        MAX_RECORD_BYTES >> 20
-                    ),
-                ));
+                return Err(ReadError::RecordTooLong { line: self.line });
             }
             let bigger = (self.buf.len() * 2).min(MAX_RECORD_BYTES);
             self.buf.resize(bigger, 0);
@@ -232,20 +276,18 @@ impl<R: Read> RecordReader<R> {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
     }
 }
 
-/// Parses one record from the start of `b` (which is not a line break) into `rec`. Returns the
-/// bytes used (including the record terminator) and the `\n`s inside quotes, or `None` when the
-/// record may continue past `b` and more input is needed.
+/// Parses one record from the start of `b` (which is not a line break) into `rec`.
 ///
 /// The record's bytes are copied once; fields are spans of them. Only a quoted field with doubled
 /// quotes (or text after its closing quote) is rewritten, in place.
 #[inline]
-fn parse_record(b: &[u8], eof: bool, delimiter: u8, stops: &[bool; 256], rec: &mut Record) -> Option<(usize, u64)> {
+fn parse_record(b: &[u8], eof: bool, delimiter: u8, stops: &[bool; 256], rec: &mut Record) -> Parsed {
     rec.fields.clear();
     let mut i = 0;
     let mut newlines = 0u64;
@@ -254,9 +296,10 @@ fn parse_record(b: &[u8], eof: bool, delimiter: u8, stops: &[bool; 256], rec: &m
         let quoted = i < b.len() && b[i] == b'"';
         let (start, mut end, mut unescape) = (i + usize::from(quoted), 0, false);
         if quoted {
+            let opened_after = newlines;
             i += 1;
-            // The closing quote, or `None` when the input ends inside the quotes.
-            let close = loop {
+            // Up to the closing quote.
+            loop {
                 while i < b.len() && b[i] != b'"' {
                     newlines += u64::from(b[i] == b'\n');
                     i += 1;
@@ -268,15 +311,14 @@ fn parse_record(b: &[u8], eof: bool, delimiter: u8, stops: &[bool; 256], rec: &m
                         continue;
                     }
                 } else if !eof {
-                    return None;
+                    return Parsed::NeedMore;
                 } else if i == b.len() {
-                    break None;
+                    return Parsed::Unterminated { newlines: opened_after };
                 }
                 i += 1;
-                break Some(i - 1);
-            };
-            end = close.unwrap_or(i);
-            unescape |= close.is_none();
+                break;
+            }
+            end = i - 1;
         }
         let tail = i;
         while i < b.len() && !stops[b[i] as usize] {
@@ -290,7 +332,7 @@ fn parse_record(b: &[u8], eof: bool, delimiter: u8, stops: &[bool; 256], rec: &m
         rec.fields.push(Span { start, end, quoted, unescape });
         if i == b.len() {
             if !eof {
-                return None;
+                return Parsed::NeedMore;
             }
             break i;
         }
@@ -310,7 +352,7 @@ fn parse_record(b: &[u8], eof: bool, delimiter: u8, stops: &[bool; 256], rec: &m
             f.unescape = false;
         }
     }
-    Some((used, newlines))
+    Parsed::Record { used, newlines }
 }
 
 /// Rewrites the raw text of a quoted field after its opening quote, `data[start..end]`: `""` is
@@ -358,15 +400,33 @@ mod tests {
     type Fields = Vec<(Vec<u8>, bool)>;
 
     fn parse(input: &[u8], comment: Option<u8>, step: usize, capacity: usize) -> Vec<(u64, Fields)> {
+        let (records, unterminated) = parse_until_error(input, comment, step, capacity);
+        assert_eq!(unterminated, None, "input {:?}", String::from_utf8_lossy(input));
+        records
+    }
+
+    /// The records before an unterminated quote, and the line that quote opened on.
+    fn parse_until_error(
+        input: &[u8],
+        comment: Option<u8>,
+        step: usize,
+        capacity: usize,
+    ) -> (Vec<(u64, Fields)>, Option<u64>) {
         let mut r = RecordReader::new(Trickle { data: input, step }, b',', comment, capacity);
         let mut rec = Record::default();
         let mut out = Vec::new();
-        while r.read_record(&mut rec).unwrap() {
+        loop {
+            match r.read_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(ReadError::UnterminatedQuote { line }) => return (out, Some(line)),
+                Err(e) => panic!("{e}"),
+            }
             let fields = (0..rec.len()).map(|i| (rec.get(i).unwrap().to_vec(), rec.is_quoted(i))).collect();
             out.push((rec.line(), fields));
         }
         assert_eq!(r.offset(), input.len() as u64);
-        out
+        (out, None)
     }
 
     fn reference(input: &[u8], comment: Option<u8>) -> Vec<Vec<Vec<u8>>> {
@@ -382,7 +442,7 @@ mod tests {
     #[test]
     fn quoted_flags_lines_and_edge_cases() {
         let input =
-            b"\xef\xbb\xbfa,\"\",,\"x\"\"y\"\r\n\n# note, \"q\"\n\"multi\nline\",b\"c\rlast,\"\"\"\",\"open\nend";
+            b"\xef\xbb\xbfa,\"\",,\"x\"\"y\"\r\n\n# note, \"q\"\n\"multi\nline\",b\"c\rlast,\"\"\"\",\"closed\nend\"";
         let got = parse(input, Some(b'#'), 3, 64);
         let f = |s: &str, q: bool| (s.as_bytes().to_vec(), q);
         assert_eq!(
@@ -390,7 +450,7 @@ mod tests {
             vec![
                 (1, vec![f("a", false), f("", true), f("", false), f("x\"y", true)]),
                 (4, vec![f("multi\nline", true), f("b\"c", false)]),
-                (5, vec![f("last", false), f("\"", true), f("open\nend", true)]),
+                (5, vec![f("last", false), f("\"", true), f("closed\nend", true)]),
             ]
         );
         assert_eq!(parse(b"", None, 1, 64), vec![]);
@@ -400,7 +460,22 @@ mod tests {
         assert_eq!(parse(b"\"a\" b,c", None, 1, 64), vec![(1, vec![f("a b", true), f("c", false)])]);
     }
 
-    /// Random inputs over the interesting bytes parse to the same fields as the `csv` crate.
+    #[test]
+    fn an_unterminated_quote_is_an_error_naming_the_line_it_opened_on() {
+        for step in [1, 5, 1 << 16] {
+            let (records, line) = parse_until_error(b"a,b\n1,\"x\ny\"\n2,\"open\n3,c\n4,d\n", None, step, 64);
+            assert_eq!(records.len(), 2);
+            assert_eq!(line, Some(4));
+            // The quote opens on the record's second line, after a closed multi-line field.
+            let (_, line) = parse_until_error(b"\"a\nb\",\"c\nd\",\"e\nf", None, step, 64);
+            assert_eq!(line, Some(3));
+            let (records, line) = parse_until_error(b"\"", None, step, 64);
+            assert_eq!((records.len(), line), (0, Some(1)));
+        }
+    }
+
+    /// Random inputs over the interesting bytes parse to the same fields as the `csv` crate, except
+    /// that an input ending inside quotes is an error after the records before it.
     #[test]
     fn matches_the_csv_crate() {
         let alphabet = b"ab,\"\"\n\r#\xef";
@@ -425,11 +500,22 @@ mod tests {
             }
             let want = reference(&input, comment);
             for (step, capacity) in [(1, 64), (7, 64), (1 << 16, 1 << 16)] {
-                let got: Vec<Vec<Vec<u8>>> = parse(&input, comment, step, capacity)
-                    .into_iter()
-                    .map(|(_, fields)| fields.into_iter().map(|(v, _)| v).collect())
-                    .collect();
-                assert_eq!(got, want, "input {:?}", String::from_utf8_lossy(&input));
+                let (records, unterminated) = parse_until_error(&input, comment, step, capacity);
+                let got: Vec<Vec<Vec<u8>>> =
+                    records.into_iter().map(|(_, fields)| fields.into_iter().map(|(v, _)| v).collect()).collect();
+                let shown = String::from_utf8_lossy(&input);
+                if unterminated.is_some() {
+                    // `csv` takes the rest of the input as the last record's field: the input ends
+                    // inside quotes, so closing them parses to the same records plus that one.
+                    let mut closed = input.clone();
+                    closed.push(b'"');
+                    let (whole, still_open) = parse_until_error(&closed, comment, step, capacity);
+                    assert_eq!((whole.len(), still_open), (got.len() + 1, None), "input {shown:?}");
+                    assert_eq!(got.len() + 1, want.len(), "input {shown:?}");
+                    assert_eq!(got[..], want[..got.len()], "input {shown:?}");
+                } else {
+                    assert_eq!(got, want, "input {shown:?}");
+                }
             }
         }
     }
@@ -449,8 +535,7 @@ mod tests {
         }
         let mut reader = RecordReader::new(Unclosed(false), b',', None, 1 << 16);
         let err = reader.read_record(&mut Record::default()).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(matches!(err, ReadError::RecordTooLong { line: 1 }), "{err}");
     }
 
     #[test]

@@ -484,6 +484,23 @@ fn fill_column(col: &mut ColumnText, array: &ArrayRef, delim_in_plain: bool) -> 
             let (s, n) = split_units(v, 1_000_000_000);
             write_time(o, s.rem_euclid(86_400) as u32, n)
         }),
+        DataType::Duration(unit) => {
+            // MySQL's TIME text (`-838:59:59.000000`), not ISO 8601 (`PT45296S`).
+            match unit {
+                TimeUnit::Second => {
+                    each_value!(col, array.as_primitive::<DurationSecondType>(), |o, v| write_duration(o, v, 0))
+                }
+                TimeUnit::Millisecond => {
+                    each_value!(col, array.as_primitive::<DurationMillisecondType>(), |o, v| write_duration(o, v, 3))
+                }
+                TimeUnit::Microsecond => {
+                    each_value!(col, array.as_primitive::<DurationMicrosecondType>(), |o, v| write_duration(o, v, 6))
+                }
+                TimeUnit::Nanosecond => {
+                    each_value!(col, array.as_primitive::<DurationNanosecondType>(), |o, v| write_duration(o, v, 9))
+                }
+            }
+        }
         DataType::Utf8 => {
             col.may_quote = true;
             col.text = Some(array.as_string::<i32>().clone());
