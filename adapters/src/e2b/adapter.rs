@@ -22,6 +22,7 @@ use crate::binary::ShippedBinary;
 use crate::e2b::client::{E2bClient, E2bError, Sandbox, StartOptions};
 use crate::e2b::protocol::{DataEvent, EndEvent, NewSandbox, ProcessConfig, ProcessEvent, Signal};
 use crate::process::secret_env;
+use crate::worker::host_watch::{HEARTBEAT, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT};
 use crate::worker::stream::FrameDecoder;
 use crate::worker::{self, HostMirror};
 use crate::{AdapterError, Executed, ExecutionAdapter, ExecutionContext, FailureSource};
@@ -31,6 +32,13 @@ const REMOTE_RUNS: &str = "osiris-runs";
 
 /// How long a cancelled worker gets before SIGKILL.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the host waits beyond the worker's heartbeat timeout before it reports a lost
+/// worker: clocks and schedulers are not exact.
+const HEARTBEAT_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long the SIGKILL of a lost worker may take.
+const KILL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How many of the worker's last stderr lines a failure quotes.
 const LAST_WORDS: usize = 12;
@@ -294,6 +302,8 @@ impl ExecutionAdapter for E2bAdapter {
                 layout.run_dir.clone(),
                 "--base-dir".into(),
                 layout.base_dir.clone(),
+                "--heartbeat-timeout".into(),
+                HEARTBEAT_TIMEOUT.as_secs().to_string(),
             ],
             envs,
             cwd: None,
@@ -357,6 +367,8 @@ struct WorkerOutcome {
     lost: Option<String>,
     last_words: VecDeque<String>,
     timed_out_after: Option<Duration>,
+    /// What became of a worker whose stream was lost.
+    stopped: Option<String>,
 }
 
 impl WorkerOutcome {
@@ -372,7 +384,10 @@ impl WorkerOutcome {
                 "ended ({}) without a report",
                 if end.status.is_empty() { "exit status 0" } else { &end.status }
             ),
-            (None, Some(lost), _) => format!("lost contact with the host: {lost}"),
+            (None, Some(lost), _) => match &self.stopped {
+                Some(stopped) => format!("lost contact with the host: {lost}; {stopped}"),
+                None => format!("lost contact with the host: {lost}"),
+            },
             (None, None, _) => "ended its output without an exit status".to_string(),
         };
         if self.last_words.is_empty() {
@@ -408,7 +423,10 @@ impl StderrLines {
 }
 
 /// Starts the worker and applies its telemetry until its process ends. Ctrl-C sends SIGTERM (the
-/// worker cancels and still reports), then SIGKILL after [`CANCEL_GRACE`].
+/// worker cancels and still reports), then SIGKILL after [`CANCEL_GRACE`]. Heartbeats go to the
+/// worker's stdin all along; when the stream is lost the worker is killed through envd, or, when
+/// envd is out of reach too, this waits until the worker has surely missed its heartbeat and
+/// cancelled itself — so no commit follows the failure this host reports.
 async fn stream_worker(
     sandbox: &Sandbox,
     process: ProcessConfig,
@@ -419,8 +437,10 @@ async fn stream_worker(
 ) -> Result<WorkerOutcome, AdapterError> {
     let started = Instant::now();
     // No Connect deadline: the sandbox's own timeout bounds the run.
-    let mut events = sandbox.start_process(process, StartOptions::default()).await.map_err(remote_err)?;
+    let options = StartOptions { stdin: true, ..Default::default() };
+    let mut events = sandbox.start_process(process, options).await.map_err(remote_err)?;
     let pid = events.pid();
+    let heartbeat = Heartbeat::start(sandbox.clone(), pid);
     let mut decoder = FrameDecoder::new();
     let mut outcome = WorkerOutcome::default();
     let mut stderr = StderrLines { pending: Vec::new(), echo: echo_stderr };
@@ -463,13 +483,71 @@ async fn stream_worker(
             }
         }
     }
+    heartbeat.stop();
     stderr.push(b"\n", &mut outcome.last_words);
+    if outcome.end.is_none() {
+        outcome.stopped = Some(give_up_on(sandbox, pid, &heartbeat).await);
+    }
     // A worker that ended without its report at about the sandbox's deadline was stopped by it.
     let clean_exit = outcome.end.as_ref().is_some_and(|e| e.exited && e.exit_code == 0);
     if !clean_exit && started.elapsed() + Duration::from_secs(1) >= sandbox_timeout {
         outcome.timed_out_after = Some(sandbox_timeout);
     }
     Ok(outcome)
+}
+
+/// Heartbeats to the worker's stdin, once a [`HEARTBEAT_INTERVAL`], from a task of its own.
+struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    /// When envd last took a heartbeat: the worker's timeout runs from there at the latest.
+    last_delivered: std::sync::Arc<std::sync::Mutex<Instant>>,
+}
+
+impl Heartbeat {
+    fn start(sandbox: Sandbox, pid: u32) -> Self {
+        let last_delivered = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+        let delivered = last_delivered.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if sandbox.send_input(pid, HEARTBEAT, HEARTBEAT_INTERVAL * 2).await.is_ok() {
+                    *delivered.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                }
+            }
+        });
+        Heartbeat { task, last_delivered }
+    }
+
+    fn stop(&self) {
+        self.task.abort();
+    }
+
+    /// When the worker has surely noticed the missing heartbeats and cancelled.
+    fn worker_gives_up_at(&self) -> Instant {
+        *self.last_delivered.lock().unwrap_or_else(|p| p.into_inner()) + HEARTBEAT_TIMEOUT + HEARTBEAT_MARGIN
+    }
+}
+
+/// The worker's stream was lost while it ran: SIGKILL it through envd; when envd cannot be
+/// reached either, wait until the worker has cancelled itself for want of heartbeats. Returns
+/// what became of the worker, for the failure message.
+async fn give_up_on(sandbox: &Sandbox, pid: u32, heartbeat: &Heartbeat) -> String {
+    let killed = tokio::time::timeout(KILL_TIMEOUT, sandbox.send_signal(pid, Signal::Sigkill)).await;
+    match killed {
+        Ok(Ok(())) => "it was killed through envd (SIGKILL)".to_string(),
+        Ok(Err(E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. })) => {
+            "it is no longer running".to_string()
+        }
+        _ => {
+            tokio::time::sleep_until(heartbeat.worker_gives_up_at().into()).await;
+            format!(
+                "envd cannot be reached to kill it; it has cancelled itself after {} s without a heartbeat",
+                HEARTBEAT_TIMEOUT.as_secs()
+            )
+        }
+    }
 }
 
 /// Runs a short command in the sandbox to its end; returns its exit code and stderr.
