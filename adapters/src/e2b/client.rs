@@ -38,7 +38,8 @@ use super::envelope::{EnvelopeDecoder, encode_json};
 use super::protocol::{
     Code, ConnectError, CreatedSandbox, DataEvent, ENVD_PORT, EndEvent, EndOfStream, EntryInfo, ListRequest,
     ListResponse, NewSandbox, ProcessConfig, ProcessEvent, ProcessInfo, ProcessInput, ProcessSelector, SandboxDetail,
-    SendInputRequest, SendSignalRequest, Signal, StartRequest, StartResponse, StatRequest, StatResponse, TimeoutRequest, UploadedEntry,
+    SendInputRequest, SendSignalRequest, Signal, StartRequest, StartResponse, StatRequest, StatResponse,
+    TimeoutRequest, UploadedEntry,
 };
 use super::retry::RetryPolicy;
 
@@ -732,7 +733,8 @@ impl Sandbox {
     /// through.
     pub async fn send_input(&self, pid: u32, bytes: &[u8], timeout: Duration) -> Result<(), E2bError> {
         const METHOD: &str = "process.Process/SendInput";
-        let request = SendInputRequest { process: ProcessSelector::Pid(pid), input: ProcessInput::Stdin(bytes.to_vec()) };
+        let request =
+            SendInputRequest { process: ProcessSelector::Pid(pid), input: ProcessInput::Stdin(bytes.to_vec()) };
         let url = self.endpoint(&format!("/{METHOD}"));
         let response = self
             .envd_request(Method::POST, url.clone())

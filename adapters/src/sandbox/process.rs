@@ -15,7 +15,8 @@ use super::state::{RunningProcess, SandboxEntry, StdinPipe, kill_group, lock};
 use crate::e2b::envelope::{encode_json, end_of_stream};
 use crate::e2b::protocol::{
     CloseStdinRequest, Code, ConnectError, DataEvent, EndEvent, KeepAlive, ListResponse, ProcessEvent, ProcessInfo,
-    ProcessInput, ProcessSelector, SendInputRequest, SendSignalRequest, Signal, StartEvent, StartRequest, StartResponse,
+    ProcessInput, ProcessSelector, SendInputRequest, SendSignalRequest, Signal, StartEvent, StartRequest,
+    StartResponse,
 };
 
 /// envd reads output in chunks of up to 32 KiB.
