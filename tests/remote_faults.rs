@@ -224,11 +224,16 @@ impl TcpProxy {
         TcpProxy { url: format!("http://{addr}"), addr, cut, connections }
     }
 
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
+    /// Drops every open connection; new ones still go through (a proxy that restarted).
+    fn drop_connections(&self) {
         for stream in self.connections.lock().unwrap().drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.drop_connections();
         // Wakes the accepting thread, which then drops the listener: new connections are refused.
         let _ = TcpStream::connect(self.addr);
     }
@@ -295,6 +300,25 @@ fn cutting_the_network_to_the_sandbox_stops_the_worker_before_it_commits() {
     let message = result["message"].as_str().unwrap_or_default().to_string();
     assert!(message.contains("without a heartbeat"), "the failure says what became of the worker: {message}");
     assert_workers_end(server.root.path(), "the cut-off worker misses its heartbeats and stops");
+    fixture.assert_untouched();
+}
+
+#[test]
+fn a_lost_stream_gets_the_worker_stopped_through_envd() {
+    let fixture = Fixture::new();
+    let server = SandboxServe::start();
+    let envd = TcpProxy::to(&server.envd_url);
+    let mut host = fixture.spawn_host(&["--e2b"], &server.env(&server.api_url, &envd.url));
+    fixture.wait_until_writing(&mut host);
+    assert_eq!(workers_under(server.root.path()).len(), 1, "one worker runs in the sandbox");
+    // The worker's output stream breaks, envd stays reachable.
+    envd.drop_connections();
+
+    let (output, result) = finished(host);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let message = result["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("stopped through envd (SIGTERM) and rolled back"), "{message}");
+    assert!(workers_under(server.root.path()).is_empty(), "the host reported once the worker was gone");
     fixture.assert_untouched();
 }
 

@@ -37,7 +37,7 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 /// worker: clocks and schedulers are not exact.
 const HEARTBEAT_MARGIN: Duration = Duration::from_secs(1);
 
-/// How long the SIGKILL of a lost worker may take.
+/// How long a signal to a lost worker, or a look at whether it still runs, may take.
 const KILL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How many of the worker's last stderr lines a failure quotes.
@@ -385,8 +385,8 @@ impl WorkerOutcome {
                 if end.status.is_empty() { "exit status 0" } else { &end.status }
             ),
             (None, Some(lost), _) => match &self.stopped {
-                Some(stopped) => format!("lost contact with the host: {lost}; {stopped}"),
-                None => format!("lost contact with the host: {lost}"),
+                Some(stopped) => format!("could no longer be followed ({lost}); {stopped}"),
+                None => format!("could no longer be followed ({lost})"),
             },
             (None, None, _) => "ended its output without an exit status".to_string(),
         };
@@ -530,24 +530,62 @@ impl Heartbeat {
     }
 }
 
-/// The worker's stream was lost while it ran: SIGKILL it through envd; when envd cannot be
-/// reached either, wait until the worker has cancelled itself for want of heartbeats. Returns
-/// what became of the worker, for the failure message.
+/// The worker's stream was lost while it ran: stop it through envd as Ctrl-C does — SIGTERM, so
+/// that it rolls back and drops its staging tables, and SIGKILL if it is still there after
+/// [`CANCEL_GRACE`]. When envd cannot be reached either, wait until the worker has cancelled
+/// itself for want of heartbeats. Returns what became of the worker, for the failure message.
 async fn give_up_on(sandbox: &Sandbox, pid: u32, heartbeat: &Heartbeat) -> String {
-    let killed = tokio::time::timeout(KILL_TIMEOUT, sandbox.send_signal(pid, Signal::Sigkill)).await;
-    match killed {
-        Ok(Ok(())) => "it was killed through envd (SIGKILL)".to_string(),
-        Ok(Err(E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. })) => {
-            "it is no longer running".to_string()
-        }
-        _ => {
-            tokio::time::sleep_until(heartbeat.worker_gives_up_at().into()).await;
-            format!(
-                "envd cannot be reached to kill it; it has cancelled itself after {} s without a heartbeat",
-                HEARTBEAT_TIMEOUT.as_secs()
-            )
-        }
+    let unreachable = || async {
+        tokio::time::sleep_until(heartbeat.worker_gives_up_at().into()).await;
+        format!(
+            "envd cannot be reached to stop it; it has cancelled itself after {} s without a heartbeat",
+            HEARTBEAT_TIMEOUT.as_secs()
+        )
+    };
+    match signal_worker(sandbox, pid, Signal::Sigterm).await {
+        Signalled::Gone => return "it is no longer running".to_string(),
+        Signalled::Unreachable => return unreachable().await,
+        Signalled::Delivered => {}
     }
+    if ended_within(sandbox, pid, CANCEL_GRACE).await {
+        return "it was stopped through envd (SIGTERM) and rolled back".to_string();
+    }
+    match signal_worker(sandbox, pid, Signal::Sigkill).await {
+        Signalled::Delivered | Signalled::Gone => {
+            format!("it was killed through envd (SIGKILL) after {} s", CANCEL_GRACE.as_secs())
+        }
+        Signalled::Unreachable => unreachable().await,
+    }
+}
+
+enum Signalled {
+    Delivered,
+    /// envd knows no such process: it ended.
+    Gone,
+    Unreachable,
+}
+
+async fn signal_worker(sandbox: &Sandbox, pid: u32, signal: Signal) -> Signalled {
+    match tokio::time::timeout(KILL_TIMEOUT, sandbox.send_signal(pid, signal)).await {
+        Ok(Ok(())) => Signalled::Delivered,
+        Ok(Err(E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. })) => Signalled::Gone,
+        _ => Signalled::Unreachable,
+    }
+}
+
+/// Whether envd stops listing the process `pid` within `grace`.
+async fn ended_within(sandbox: &Sandbox, pid: u32, grace: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        let listed = tokio::time::timeout(KILL_TIMEOUT, sandbox.list_processes()).await;
+        if let Ok(Ok(processes)) = listed
+            && !processes.iter().any(|p| p.pid == pid)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }
 
 /// Runs a short command in the sandbox to its end; returns its exit code and stderr.
