@@ -45,15 +45,15 @@ impl HostWatch {
 
     /// Cancels the run: the host is gone because of `reason`. The first reason wins.
     pub fn lost(&self, reason: String) {
-        if self.reason.set(reason).is_ok() {
-            if let Some(reason) = self.reason.get() {
-                // Not eprintln!: stderr may be a pipe to the very host that is gone.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{} - osiris - worker - WARNING - lost the host: {reason}; cancelling the run (writers roll back, nothing is committed)",
-                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                );
-            }
+        if self.reason.set(reason).is_ok()
+            && let Some(reason) = self.reason.get()
+        {
+            // Not eprintln!: stderr may be a pipe to the very host that is gone.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} - osiris - worker - WARNING - lost the host: {reason}; cancelling the run (writers roll back, nothing is committed)",
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
         }
         self.cancel.cancel();
     }
