@@ -274,6 +274,7 @@ impl ExecutionAdapter for E2bAdapter {
         // Not raced against Ctrl-C: a create abandoned halfway would leave a sandbox nobody
         // knows to kill. It takes a moment; the cancellation is honoured right after.
         let sandbox = self.create_sandbox(run).await?;
+        let sandbox_created = Instant::now();
         if ctx.cancel.is_cancelled() {
             return Err(cancelled_before_start());
         }
@@ -308,9 +309,16 @@ impl ExecutionAdapter for E2bAdapter {
             envs,
             cwd: None,
         };
-        let outcome =
-            stream_worker(&sandbox, process, &mut mirror, &ctx.cancel, self.options.echo_stderr, self.options.timeout)
-                .await?;
+        let outcome = stream_worker(
+            &sandbox,
+            process,
+            &mut mirror,
+            &ctx.cancel,
+            self.options.echo_stderr,
+            self.options.timeout,
+            sandbox_created,
+        )
+        .await?;
         self.succeeded = mirror.succeeded_steps();
         self.artifacts = mirror.artifacts().to_vec();
         let report = mirror.finish(|| outcome.describe());
@@ -434,8 +442,8 @@ async fn stream_worker(
     cancel: &tokio_util::sync::CancellationToken,
     echo_stderr: bool,
     sandbox_timeout: Duration,
+    sandbox_created: Instant,
 ) -> Result<WorkerOutcome, AdapterError> {
-    let started = Instant::now();
     // No Connect deadline: the sandbox's own timeout bounds the run.
     let options = StartOptions { stdin: true, ..Default::default() };
     let mut events = sandbox.start_process(process, options).await.map_err(remote_err)?;
@@ -490,7 +498,8 @@ async fn stream_worker(
     }
     // A worker that ended without its report at about the sandbox's deadline was stopped by it.
     let clean_exit = outcome.end.as_ref().is_some_and(|e| e.exited && e.exit_code == 0);
-    if !clean_exit && started.elapsed() + Duration::from_secs(1) >= sandbox_timeout {
+    // (The sandbox's lifetime runs from its creation, uploads included.)
+    if !clean_exit && sandbox_created.elapsed() + Duration::from_secs(1) >= sandbox_timeout {
         outcome.timed_out_after = Some(sandbox_timeout);
     }
     Ok(outcome)
