@@ -60,10 +60,9 @@ pub fn command(registry: Registry, args: WorkerArgs) -> Result<Outcome, CliError
     if let Some(seconds) = args.heartbeat_timeout {
         host.watch_heartbeats(std::io::stdin(), Duration::from_secs(seconds));
     }
-    let cancel = host.cancel_token().clone();
-    let env = WorkerEnv { registry, secrets: Arc::new(ProcessEnv), run_dir: args.run_dir, base_dir, cancel, host };
+    let env = WorkerEnv { registry, secrets: Arc::new(ProcessEnv), run_dir: args.run_dir, base_dir, host };
     let report = runtime.block_on(async move {
-        cancel_on_signals(env.cancel.clone());
+        cancel_on_signals(env.host.cancel_token().clone());
         worker::run(prepared, env, transport, std::io::stderr()).await
     });
     match report {

@@ -539,6 +539,12 @@ impl Heartbeat {
     }
 }
 
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The worker's stream was lost while it ran: stop it through envd as Ctrl-C does — SIGTERM, so
 /// that it rolls back and drops its staging tables, and SIGKILL if it is still there after
 /// [`CANCEL_GRACE`]. When envd cannot be reached either, wait until the worker has cancelled

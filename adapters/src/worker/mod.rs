@@ -23,7 +23,6 @@ use osiris_engine::runlog::TextLogSink;
 use osiris_engine::runtime::{Execution, RunEnv, RunReport, StepFailure, StepProgress, StepReport, StepStatus};
 use osiris_engine::telemetry::{Event, JsonlSink, Record, RecordBody, StepCounters, Telemetry, TelemetrySink};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use self::host_watch::HostWatch;
 use self::stream::{Frame, FrameEncoder, StepSnapshot, StreamError};
@@ -46,8 +45,8 @@ pub struct WorkerEnv {
     pub run_dir: PathBuf,
     /// Relative paths in step configs resolve against this directory.
     pub base_dir: PathBuf,
-    pub cancel: CancellationToken,
-    /// Cancels `cancel` when the host is gone; a broken telemetry stream reports here.
+    /// The run's cancellation: the host asks for it, or is found gone (a broken telemetry
+    /// stream reports here too).
     pub host: HostWatch,
 }
 
@@ -82,7 +81,7 @@ pub async fn run(
         secrets: env.secrets,
         run_dir: env.run_dir,
         base_dir: env.base_dir,
-        cancel: env.cancel,
+        cancel: env.host.cancel_token().clone(),
     };
     let execution = Execution::new(prepared, run_env)?;
     let steps = execution.progress();
