@@ -20,6 +20,7 @@ use common::{Project, describe, stdout_json};
 
 /// The server pauses 1 s every 20,000 rows: 400,000 rows take 20 s on any machine, so a kill
 /// that lands once the writer has started is always mid-run, well before its commit point.
+/// (`seq_1_to_N` is MariaDB's SEQUENCE engine, on by default in the server of scripts/services.sh.)
 const SLOW_ROWS: &str = "SELECT seq AS id, CONCAT('name-', seq) AS name, seq * 1.5 AS amount FROM seq_1_to_400000 WHERE seq % 20000 <> 0 OR SLEEP(1) = 0";
 
 /// How long a worker may take to notice its host is gone and roll back (the heartbeat timeout

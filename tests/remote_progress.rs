@@ -12,9 +12,10 @@ use common::{Project, describe};
 
 const ROWS: u64 = 100_000;
 
-/// 100,000 rows, with a half-second pause every 20,000: the counts must be seen to move.
+/// 100,000 rows, with a one-second pause every 20,000: the counts must be seen to move
+/// (`seq_1_to_N` is MariaDB's SEQUENCE engine).
 const PAUSING_ROWS: &str =
-    "SELECT seq AS id, CONCAT('name-', seq) AS name FROM seq_1_to_100000 WHERE seq % 20000 <> 0 OR SLEEP(0.5) = 0";
+    "SELECT seq AS id, CONCAT('name-', seq) AS name FROM seq_1_to_100000 WHERE seq % 20000 <> 0 OR SLEEP(1) = 0";
 
 fn project(db: &ScratchDb) -> Project {
     let project = Project::new();
