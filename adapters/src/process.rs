@@ -148,6 +148,11 @@ impl ExecutionAdapter for ProcessAdapter {
 
         let chunks = forward_chunks(from_worker);
         stream_into(&mut mirror, chunks, &to_worker, &mut child, &ctx.cancel).await?;
+        if !mirror.has_report() {
+            // The stream ended or broke before the report: whatever the worker still does, it
+            // must not commit after this host reports the failure.
+            let _ = to_worker.send(HostMessage::Cancel);
+        }
         let status = match tokio::time::timeout(CANCEL_GRACE, child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {

@@ -266,6 +266,11 @@ impl HostMirror {
         &self.artifacts
     }
 
+    /// Whether the worker's report arrived.
+    pub fn has_report(&self) -> bool {
+        self.report.is_some()
+    }
+
     /// Ids of the steps that succeeded so far.
     pub fn succeeded_steps(&self) -> Vec<String> {
         self.steps.iter().filter(|s| *s.status.borrow() == StepStatus::Succeeded).map(|s| s.step.id.clone()).collect()
