@@ -338,30 +338,40 @@ fn a_sigkilled_process_host_leaves_no_worker_and_no_commit() {
     fixture.assert_untouched();
 }
 
-#[test]
-fn a_worker_without_heartbeats_cancels_and_says_why() {
-    let fixture = Fixture::new();
-    // A run that fails at once (a wrong password) leaves the prepared run to hand a worker.
+/// A prepared run of the fixture's pipeline, from a run that fails at once (a wrong password).
+fn prepared_run(fixture: &Fixture) -> PathBuf {
     let failed = fixture.project.osiris(&["run", "p.yaml", "--json"]).env(PASSWORD_VAR, "wrong").output().unwrap();
     assert_eq!(failed.status.code(), Some(1), "{}", describe(&failed));
-    let prepared = fixture.project.only_run_dir().join("prepared_run.json");
-    let run_dir = tempfile::tempdir().unwrap();
-    let mut worker = fixture
+    fixture.project.only_run_dir().join("prepared_run.json")
+}
+
+/// `osiris worker --prepared …` for the fixture's pipeline, with piped stdin and stdout.
+fn spawn_worker(fixture: &Fixture, extra: &[&str], run_dir: &Path) -> Child {
+    let prepared = prepared_run(fixture);
+    fixture
         .project
-        .osiris(&["worker", "--heartbeat-timeout", "2"])
+        .osiris(&["worker"])
+        .args(extra)
         .arg("--prepared")
         .arg(&prepared)
         .arg("--run-dir")
-        .arg(run_dir.path())
+        .arg(run_dir)
         .arg("--base-dir")
         .arg(fixture.project.path())
         .env(PASSWORD_VAR, mysql::password())
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    // stdin stays open and silent: a host that is alive to the pipe but sends nothing.
+        .unwrap()
+}
+
+#[test]
+fn a_worker_without_heartbeats_cancels_and_says_why() {
+    let fixture = Fixture::new();
+    let run_dir = tempfile::tempdir().unwrap();
+    let mut worker = spawn_worker(&fixture, &["--heartbeat-timeout", "2"], run_dir.path());
+    // stdin stays open and silent: a host that holds the pipe but sends nothing.
     let stdin = worker.stdin.take();
     let output = worker.wait_with_output().unwrap();
     drop(stdin);
@@ -369,5 +379,21 @@ fn a_worker_without_heartbeats_cancels_and_says_why() {
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(stderr.contains("lost the host: no heartbeat from the host for 2 s"), "{stderr}");
     assert!(stderr.contains("cancelled"), "the steps were cancelled: {stderr}");
+    fixture.assert_untouched();
+}
+
+#[test]
+fn a_worker_whose_telemetry_cannot_go_home_cancels_at_once() {
+    let fixture = Fixture::new();
+    let run_dir = tempfile::tempdir().unwrap();
+    let mut worker = spawn_worker(&fixture, &[], run_dir.path());
+    let stdin = worker.stdin.take();
+    // Nobody reads the telemetry: the first write fails.
+    drop(worker.stdout.take());
+    let output = worker.wait_with_output().unwrap();
+    drop(stdin);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(stderr.contains("lost the host: cannot send telemetry home"), "{stderr}");
     fixture.assert_untouched();
 }
