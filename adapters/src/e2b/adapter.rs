@@ -575,7 +575,7 @@ async fn give_up_on(sandbox: &Sandbox, pid: u32, heartbeat: &Heartbeat) -> Strin
 
 enum Signalled {
     Delivered,
-    /// envd knows no such process: it ended.
+    /// envd knows no such process, or E2B no such sandbox (its timeout expired): it ended.
     Gone,
     Unreachable,
 }
@@ -583,7 +583,9 @@ enum Signalled {
 async fn signal_worker(sandbox: &Sandbox, pid: u32, signal: Signal) -> Signalled {
     match tokio::time::timeout(KILL_TIMEOUT, sandbox.send_signal(pid, signal)).await {
         Ok(Ok(())) => Signalled::Delivered,
-        Ok(Err(E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. })) => Signalled::Gone,
+        Ok(Err(E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. } | E2bError::SandboxGone { .. })) => {
+            Signalled::Gone
+        }
         _ => Signalled::Unreachable,
     }
 }
