@@ -21,6 +21,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::worker::host_watch::HostWatch;
 use crate::worker::stream::FrameDecoder;
 use crate::worker::{self, HostMirror, Transport};
 use crate::{AdapterError, Executed, ExecutionAdapter, ExecutionContext};
@@ -147,6 +148,11 @@ impl ExecutionAdapter for ProcessAdapter {
 
         let chunks = forward_chunks(from_worker);
         stream_into(&mut mirror, chunks, &to_worker, &mut child, &ctx.cancel).await?;
+        if !mirror.has_report() {
+            // The stream ended or broke before the report: whatever the worker still does, it
+            // must not commit after this host reports the failure.
+            let _ = to_worker.send(HostMessage::Cancel);
+        }
         let status = match tokio::time::timeout(CANCEL_GRACE, child.wait()).await {
             Ok(status) => status.ok(),
             Err(_) => {
@@ -270,8 +276,8 @@ async fn stream_into(
 pub struct WorkerConnection {
     pub prepared: PreparedRun,
     pub transport: Transport,
-    /// Cancelled when the host asks, or when the host goes away.
-    pub cancel: CancellationToken,
+    /// Cancels the run when the host asks, or when the host goes away.
+    pub host: HostWatch,
 }
 
 /// Connects to the host's one-shot server `name`, receives the run and the telemetry channel.
@@ -286,12 +292,14 @@ pub fn connect_to_host(name: &str) -> Result<WorkerConnection, AdapterError> {
         hint: Some("the host and the worker must be the same osiris version".into()),
     })?;
     let cancel = CancellationToken::new();
-    let on_cancel = cancel.clone();
-    // Any message, or the host going away, cancels: there is nothing else it could say.
-    std::thread::spawn(move || {
-        let _ = from_host.recv();
-        on_cancel.cancel();
+    let host = HostWatch::new(cancel.clone());
+    let watch = host.clone();
+    // Any message, or the host going away, cancels: there is nothing else it could say. The
+    // channel closes with the host's process, however it died: this is the heartbeat here.
+    std::thread::spawn(move || match from_host.recv() {
+        Ok(_) => cancel.cancel(),
+        Err(e) => watch.lost(format!("the host's ipc channel closed ({e:?})")),
     });
     let transport: Transport = Box::new(move |bytes| telemetry.send(bytes));
-    Ok(WorkerConnection { prepared, transport, cancel })
+    Ok(WorkerConnection { prepared, transport, host })
 }

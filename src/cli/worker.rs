@@ -5,9 +5,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use osiris_adapters::process::{WorkerConnection, connect_to_host};
+use osiris_adapters::worker::host_watch::HostWatch;
 use osiris_adapters::worker::{self, Transport, WorkerEnv};
 use osiris_engine::connections::ProcessEnv;
 use osiris_engine::prepared::PreparedRun;
@@ -33,6 +35,10 @@ pub struct WorkerArgs {
     /// directory).
     #[arg(long, value_name = "DIR")]
     base_dir: Option<PathBuf>,
+    /// Expect a heartbeat from the host on stdin at least every SECONDS; cancel the run (writers
+    /// roll back) when one is missing or stdin ends. Remote hosts pass it.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    heartbeat_timeout: Option<u64>,
 }
 
 pub fn command(registry: Registry, args: WorkerArgs) -> Result<Outcome, CliError> {
@@ -50,10 +56,13 @@ pub fn command(registry: Registry, args: WorkerArgs) -> Result<Outcome, CliError
         .enable_all()
         .build()
         .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}"), None))?;
-    let WorkerConnection { prepared, transport, cancel } = connection;
-    let env = WorkerEnv { registry, secrets: Arc::new(ProcessEnv), run_dir: args.run_dir, base_dir, cancel };
+    let WorkerConnection { prepared, transport, host } = connection;
+    if let Some(seconds) = args.heartbeat_timeout {
+        host.watch_heartbeats(std::io::stdin(), Duration::from_secs(seconds));
+    }
+    let env = WorkerEnv { registry, secrets: Arc::new(ProcessEnv), run_dir: args.run_dir, base_dir, host };
     let report = runtime.block_on(async move {
-        cancel_on_signals(env.cancel.clone());
+        cancel_on_signals(env.host.cancel_token().clone());
         worker::run(prepared, env, transport, std::io::stderr()).await
     });
     match report {
@@ -79,7 +88,7 @@ fn from_file(file: &PathBuf) -> Result<WorkerConnection, CliError> {
         stdout.write_all(bytes)?;
         stdout.flush()
     });
-    Ok(WorkerConnection { prepared, transport, cancel: CancellationToken::new() })
+    Ok(WorkerConnection { prepared, transport, host: HostWatch::new(CancellationToken::new()) })
 }
 
 /// SIGINT and SIGTERM cancel the run: steps roll back and the report still goes home.

@@ -66,6 +66,14 @@ def main():
         check("non-zero exit raises", error.exit_code == 3, repr(error))
         check("stderr kept", "failing" in error.stderr, repr(error.stderr))
 
+    # stdin: a pipe that SendInput feeds and CloseStdin ends
+    handle = sbx.commands.run("read first; echo got $first; cat", background=True, stdin=True)
+    sbx.commands.send_stdin(handle.pid, "hello stdin\n")
+    sbx.commands.send_stdin(handle.pid, b"more bytes\n")
+    sbx.commands.close_stdin(handle.pid)
+    result = handle.wait()
+    check("send_stdin and close_stdin", result.stdout == "got hello stdin\nmore bytes\n", repr(result.stdout))
+
     handle = sbx.commands.run("sleep 30", background=True)
     listed = sbx.commands.list()
     check("commands.list", any(p.pid == handle.pid for p in listed), repr(listed))

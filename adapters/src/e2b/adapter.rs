@@ -22,6 +22,7 @@ use crate::binary::ShippedBinary;
 use crate::e2b::client::{E2bClient, E2bError, Sandbox, StartOptions};
 use crate::e2b::protocol::{DataEvent, EndEvent, NewSandbox, ProcessConfig, ProcessEvent, Signal};
 use crate::process::secret_env;
+use crate::worker::host_watch::{HEARTBEAT, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT};
 use crate::worker::stream::FrameDecoder;
 use crate::worker::{self, HostMirror};
 use crate::{AdapterError, Executed, ExecutionAdapter, ExecutionContext, FailureSource};
@@ -31,6 +32,13 @@ const REMOTE_RUNS: &str = "osiris-runs";
 
 /// How long a cancelled worker gets before SIGKILL.
 const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the host waits beyond the worker's heartbeat timeout before it reports a lost
+/// worker: clocks and schedulers are not exact.
+const HEARTBEAT_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long a signal to a lost worker, or a look at whether it still runs, may take.
+const KILL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How many of the worker's last stderr lines a failure quotes.
 const LAST_WORDS: usize = 12;
@@ -266,6 +274,7 @@ impl ExecutionAdapter for E2bAdapter {
         // Not raced against Ctrl-C: a create abandoned halfway would leave a sandbox nobody
         // knows to kill. It takes a moment; the cancellation is honoured right after.
         let sandbox = self.create_sandbox(run).await?;
+        let sandbox_created = Instant::now();
         if ctx.cancel.is_cancelled() {
             return Err(cancelled_before_start());
         }
@@ -294,13 +303,22 @@ impl ExecutionAdapter for E2bAdapter {
                 layout.run_dir.clone(),
                 "--base-dir".into(),
                 layout.base_dir.clone(),
+                "--heartbeat-timeout".into(),
+                HEARTBEAT_TIMEOUT.as_secs().to_string(),
             ],
             envs,
             cwd: None,
         };
-        let outcome =
-            stream_worker(&sandbox, process, &mut mirror, &ctx.cancel, self.options.echo_stderr, self.options.timeout)
-                .await?;
+        let outcome = stream_worker(
+            &sandbox,
+            process,
+            &mut mirror,
+            &ctx.cancel,
+            self.options.echo_stderr,
+            self.options.timeout,
+            sandbox_created,
+        )
+        .await?;
         self.succeeded = mirror.succeeded_steps();
         self.artifacts = mirror.artifacts().to_vec();
         let report = mirror.finish(|| outcome.describe());
@@ -357,6 +375,8 @@ struct WorkerOutcome {
     lost: Option<String>,
     last_words: VecDeque<String>,
     timed_out_after: Option<Duration>,
+    /// What became of a worker whose stream was lost.
+    stopped: Option<String>,
 }
 
 impl WorkerOutcome {
@@ -372,7 +392,10 @@ impl WorkerOutcome {
                 "ended ({}) without a report",
                 if end.status.is_empty() { "exit status 0" } else { &end.status }
             ),
-            (None, Some(lost), _) => format!("lost contact with the host: {lost}"),
+            (None, Some(lost), _) => match &self.stopped {
+                Some(stopped) => format!("could no longer be followed ({lost}); {stopped}"),
+                None => format!("could no longer be followed ({lost})"),
+            },
             (None, None, _) => "ended its output without an exit status".to_string(),
         };
         if self.last_words.is_empty() {
@@ -408,7 +431,10 @@ impl StderrLines {
 }
 
 /// Starts the worker and applies its telemetry until its process ends. Ctrl-C sends SIGTERM (the
-/// worker cancels and still reports), then SIGKILL after [`CANCEL_GRACE`].
+/// worker cancels and still reports), then SIGKILL after [`CANCEL_GRACE`]. Heartbeats go to the
+/// worker's stdin all along; when the stream is lost the worker is killed through envd, or, when
+/// envd is out of reach too, this waits until the worker has surely missed its heartbeat and
+/// cancelled itself — so no commit follows the failure this host reports.
 async fn stream_worker(
     sandbox: &Sandbox,
     process: ProcessConfig,
@@ -416,11 +442,13 @@ async fn stream_worker(
     cancel: &tokio_util::sync::CancellationToken,
     echo_stderr: bool,
     sandbox_timeout: Duration,
+    sandbox_created: Instant,
 ) -> Result<WorkerOutcome, AdapterError> {
-    let started = Instant::now();
     // No Connect deadline: the sandbox's own timeout bounds the run.
-    let mut events = sandbox.start_process(process, StartOptions::default()).await.map_err(remote_err)?;
+    let options = StartOptions { stdin: true, ..Default::default() };
+    let mut events = sandbox.start_process(process, options).await.map_err(remote_err)?;
     let pid = events.pid();
+    let heartbeat = Heartbeat::start(sandbox.clone(), pid);
     let mut decoder = FrameDecoder::new();
     let mut outcome = WorkerOutcome::default();
     let mut stderr = StderrLines { pending: Vec::new(), echo: echo_stderr };
@@ -463,13 +491,118 @@ async fn stream_worker(
             }
         }
     }
+    heartbeat.stop();
     stderr.push(b"\n", &mut outcome.last_words);
+    if outcome.end.is_none() {
+        outcome.stopped = Some(give_up_on(sandbox, pid, &heartbeat).await);
+    }
     // A worker that ended without its report at about the sandbox's deadline was stopped by it.
     let clean_exit = outcome.end.as_ref().is_some_and(|e| e.exited && e.exit_code == 0);
-    if !clean_exit && started.elapsed() + Duration::from_secs(1) >= sandbox_timeout {
+    // (The sandbox's lifetime runs from its creation, uploads included.)
+    if !clean_exit && sandbox_created.elapsed() + Duration::from_secs(1) >= sandbox_timeout {
         outcome.timed_out_after = Some(sandbox_timeout);
     }
     Ok(outcome)
+}
+
+/// Heartbeats to the worker's stdin, once a [`HEARTBEAT_INTERVAL`], from a task of its own.
+struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    /// When envd last took a heartbeat: the worker's timeout runs from there at the latest.
+    last_delivered: std::sync::Arc<std::sync::Mutex<Instant>>,
+}
+
+impl Heartbeat {
+    fn start(sandbox: Sandbox, pid: u32) -> Self {
+        let last_delivered = std::sync::Arc::new(std::sync::Mutex::new(Instant::now()));
+        let delivered = last_delivered.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if sandbox.send_input(pid, HEARTBEAT, HEARTBEAT_INTERVAL * 2).await.is_ok() {
+                    *delivered.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                }
+            }
+        });
+        Heartbeat { task, last_delivered }
+    }
+
+    fn stop(&self) {
+        self.task.abort();
+    }
+
+    /// When the worker has surely noticed the missing heartbeats and cancelled.
+    fn worker_gives_up_at(&self) -> Instant {
+        *self.last_delivered.lock().unwrap_or_else(|p| p.into_inner()) + HEARTBEAT_TIMEOUT + HEARTBEAT_MARGIN
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The worker's stream was lost while it ran: stop it through envd as Ctrl-C does — SIGTERM, so
+/// that it rolls back and drops its staging tables, and SIGKILL if it is still there after
+/// [`CANCEL_GRACE`]. When envd cannot be reached either, wait until the worker has cancelled
+/// itself for want of heartbeats. Returns what became of the worker, for the failure message.
+async fn give_up_on(sandbox: &Sandbox, pid: u32, heartbeat: &Heartbeat) -> String {
+    let unreachable = || async {
+        tokio::time::sleep_until(heartbeat.worker_gives_up_at().into()).await;
+        format!(
+            "envd cannot be reached to stop it; it has cancelled itself after {} s without a heartbeat",
+            HEARTBEAT_TIMEOUT.as_secs()
+        )
+    };
+    match signal_worker(sandbox, pid, Signal::Sigterm).await {
+        Signalled::Gone => return "it is no longer running".to_string(),
+        Signalled::Unreachable => return unreachable().await,
+        Signalled::Delivered => {}
+    }
+    if ended_within(sandbox, pid, CANCEL_GRACE).await {
+        return "it was stopped through envd (SIGTERM) and rolled back".to_string();
+    }
+    match signal_worker(sandbox, pid, Signal::Sigkill).await {
+        Signalled::Delivered | Signalled::Gone => {
+            format!("it was killed through envd (SIGKILL) after {} s", CANCEL_GRACE.as_secs())
+        }
+        Signalled::Unreachable => unreachable().await,
+    }
+}
+
+enum Signalled {
+    Delivered,
+    /// envd knows no such process, or E2B no such sandbox (its timeout expired): it ended.
+    Gone,
+    Unreachable,
+}
+
+async fn signal_worker(sandbox: &Sandbox, pid: u32, signal: Signal) -> Signalled {
+    match tokio::time::timeout(KILL_TIMEOUT, sandbox.send_signal(pid, signal)).await {
+        Ok(Ok(())) => Signalled::Delivered,
+        Ok(Err(E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. } | E2bError::SandboxGone { .. })) => {
+            Signalled::Gone
+        }
+        _ => Signalled::Unreachable,
+    }
+}
+
+/// Whether envd stops listing the process `pid` within `grace`.
+async fn ended_within(sandbox: &Sandbox, pid: u32, grace: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        let listed = tokio::time::timeout(KILL_TIMEOUT, sandbox.list_processes()).await;
+        if let Ok(Ok(processes)) = listed
+            && !processes.iter().any(|p| p.pid == pid)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }
 
 /// Runs a short command in the sandbox to its end; returns its exit code and stderr.

@@ -37,8 +37,9 @@ use tokio::io::AsyncWriteExt;
 use super::envelope::{EnvelopeDecoder, encode_json};
 use super::protocol::{
     Code, ConnectError, CreatedSandbox, DataEvent, ENVD_PORT, EndEvent, EndOfStream, EntryInfo, ListRequest,
-    ListResponse, NewSandbox, ProcessConfig, ProcessEvent, ProcessInfo, ProcessSelector, SandboxDetail,
-    SendSignalRequest, Signal, StartRequest, StartResponse, StatRequest, StatResponse, TimeoutRequest, UploadedEntry,
+    ListResponse, NewSandbox, ProcessConfig, ProcessEvent, ProcessInfo, ProcessInput, ProcessSelector, SandboxDetail,
+    SendInputRequest, SendSignalRequest, Signal, StartRequest, StartResponse, StatRequest, StatResponse,
+    TimeoutRequest, UploadedEntry,
 };
 use super::retry::RetryPolicy;
 
@@ -496,6 +497,9 @@ pub struct StartOptions {
     pub tag: Option<String>,
     /// How often envd sends keepalive events on a silent stream (default 30 s).
     pub keepalive: Option<Duration>,
+    /// Give the process a stdin pipe that [`Sandbox::send_input`] writes to (default
+    /// `/dev/null`).
+    pub stdin: bool,
 }
 
 /// A sandbox: its id and how to reach its envd. Cheap to clone.
@@ -723,6 +727,30 @@ impl Sandbox {
         self.unary::<_, serde_json::Value>("process.Process/SendSignal", &request).await.map(|_| ())
     }
 
+    /// `Process.SendInput`: writes `bytes` to the stdin of the process `pid` (started with
+    /// [`StartOptions::stdin`]). One attempt within `timeout`, never replayed: a heartbeat that
+    /// did not arrive in time is a missed heartbeat, and the caller knows when it last got one
+    /// through.
+    pub async fn send_input(&self, pid: u32, bytes: &[u8], timeout: Duration) -> Result<(), E2bError> {
+        const METHOD: &str = "process.Process/SendInput";
+        let request =
+            SendInputRequest { process: ProcessSelector::Pid(pid), input: ProcessInput::Stdin(bytes.to_vec()) };
+        let url = self.endpoint(&format!("/{METHOD}"));
+        let response = self
+            .envd_request(Method::POST, url.clone())
+            .header("Connect-Protocol-Version", "1")
+            .header("Connect-Timeout-Ms", timeout.as_millis().max(1).to_string())
+            .timeout(timeout)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| transport_error(e, &url, self.envd.source))?;
+        if response.status() != StatusCode::OK {
+            return Err(self.rpc_error(METHOD, response, &url, 1).await);
+        }
+        Ok(())
+    }
+
     /// `Process.List`: the processes running in the sandbox.
     pub async fn list_processes(&self) -> Result<Vec<ProcessInfo>, E2bError> {
         Ok(self.unary::<_, ListResponse>("process.Process/List", &ListRequest {}).await?.processes)
@@ -753,14 +781,14 @@ impl Sandbox {
         read_json(response, &url).await
     }
 
-    /// `Process.Start`: runs `config` (with `/dev/null` as stdin) and streams its events. The
+    /// `Process.Start`: runs `config` (with `/dev/null` as stdin unless `options.stdin`) and streams its events. The
     /// returned stream has already received the `start` event (see [`ProcessStream::pid`]) and
     /// yields the `data`/`keepalive` events, then exactly one `end`. Dropping the stream does
     /// not kill the process; [`Sandbox::send_signal`] does.
     pub async fn start_process(&self, config: ProcessConfig, options: StartOptions) -> Result<ProcessStream, E2bError> {
         const METHOD: &str = "process.Process/Start";
         let url = self.endpoint(&format!("/{METHOD}"));
-        let request = StartRequest { process: config, tag: options.tag, stdin: Some(false) };
+        let request = StartRequest { process: config, tag: options.tag, stdin: Some(options.stdin) };
         let body = encode_json(&request).map_err(|e| E2bError::Protocol {
             url: url.to_string(),
             detail: format!("cannot encode the request: {e}"),

@@ -297,6 +297,27 @@ pub struct SendSignalRequest {
     pub signal: Signal,
 }
 
+/// `ProcessInput.input`, a oneof of raw bytes (base64 on the wire).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessInput {
+    Stdin(#[serde(with = "b64")] Vec<u8>),
+    Pty(#[serde(with = "b64")] Vec<u8>),
+}
+
+/// `process.Process/SendInput`: bytes for a process's stdin (started with `stdin: true`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SendInputRequest {
+    pub process: ProcessSelector,
+    pub input: ProcessInput,
+}
+
+/// `process.Process/CloseStdin`: the process reads the end of its input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CloseStdinRequest {
+    pub process: ProcessSelector,
+}
+
 /// `process.Process/List` has an empty request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRequest {}
@@ -594,6 +615,15 @@ mod tests {
         assert_eq!(serde_json::to_string(&killed).unwrap(), r#"{"exitCode":-1,"status":"signal: killed"}"#);
         let snake: EndEvent = serde_json::from_str(r#"{"exit_code":7}"#).unwrap();
         assert_eq!(snake.exit_code, 7);
+    }
+
+    #[test]
+    fn input_is_base64_stdin_bytes() {
+        let request =
+            SendInputRequest { process: ProcessSelector::Pid(7), input: ProcessInput::Stdin(b"hi\n".to_vec()) };
+        assert_eq!(serde_json::to_string(&request).unwrap(), r#"{"process":{"pid":7},"input":{"stdin":"aGkK"}}"#);
+        let back: SendInputRequest = serde_json::from_str(r#"{"process":{"tag":"w"},"input":{"pty":"AA=="}}"#).unwrap();
+        assert_eq!(back.input, ProcessInput::Pty(vec![0]));
     }
 
     #[test]

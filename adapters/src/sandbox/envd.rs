@@ -24,8 +24,8 @@ use super::process::{self, StartParams};
 use super::state::{SandboxEntry, State, same_secret};
 use crate::e2b::envelope::{EnvelopeDecoder, end_of_stream};
 use crate::e2b::protocol::{
-    Code, ConnectError, ENVD_PORT, EntryInfo, FileType, ListDirRequest, ListDirResponse, SendSignalRequest,
-    StartRequest, StatRequest, StatResponse, UploadedEntry,
+    CloseStdinRequest, Code, ConnectError, ENVD_PORT, EntryInfo, FileType, ListDirRequest, ListDirResponse,
+    SendInputRequest, SendSignalRequest, StartRequest, StatRequest, StatResponse, UploadedEntry,
 };
 
 const CONNECT_JSON: &str = "application/connect+json";
@@ -227,6 +227,14 @@ async fn rpc(sandbox: Arc<SandboxEntry>, request: Request<Incoming>) -> Response
                 .await
         }
         "process.Process/List" => unary(request, |_: serde_json::Value| Ok(process::list(&sandbox))).await,
+        "process.Process/SendInput" => match unary_request::<SendInputRequest>(request).await {
+            Ok(r) => answer(process::send_input(&sandbox, r).await),
+            Err(response) => response,
+        },
+        "process.Process/CloseStdin" => match unary_request::<CloseStdinRequest>(request).await {
+            Ok(r) => answer(process::close_stdin(&sandbox, &r).await),
+            Err(response) => response,
+        },
         "filesystem.Filesystem/Stat" => unary(request, |r: StatRequest| stat(&sandbox, &r.path)).await,
         "filesystem.Filesystem/ListDir" => unary(request, |r: ListDirRequest| list_dir(&sandbox, &r)).await,
         _ => connect_error(&ConnectError::new(Code::Unimplemented, format!("{method} is not implemented"))),
@@ -238,17 +246,28 @@ async fn unary<Req: DeserializeOwned, Resp: Serialize>(
     request: Request<Incoming>,
     call: impl FnOnce(Req) -> Result<Resp, ConnectError>,
 ) -> Response<Body> {
-    let body = match read_body(request.into_body(), MAX_JSON_BODY).await {
-        Ok(body) => body,
-        Err(e) => return connect_error(&read_error(e)),
-    };
+    match unary_request::<Req>(request).await {
+        Ok(message) => match call(message) {
+            Ok(answer) => json(StatusCode::OK, &answer),
+            Err(error) => connect_error(&error),
+        },
+        Err(response) => response,
+    }
+}
+
+/// The bare JSON message of a unary call.
+#[allow(clippy::result_large_err)]
+async fn unary_request<Req: DeserializeOwned>(request: Request<Incoming>) -> Result<Req, Response<Body>> {
+    let body = read_body(request.into_body(), MAX_JSON_BODY).await.map_err(|e| connect_error(&read_error(e)))?;
     let body = if body.is_empty() { Bytes::from_static(b"{}") } else { body };
-    let message = match serde_json::from_slice::<Req>(&body) {
-        Ok(message) => message,
-        Err(e) => return connect_error(&ConnectError::new(Code::InvalidArgument, format!("bad request message: {e}"))),
-    };
-    match call(message) {
-        Ok(answer) => json(StatusCode::OK, &answer),
+    serde_json::from_slice::<Req>(&body)
+        .map_err(|e| connect_error(&ConnectError::new(Code::InvalidArgument, format!("bad request message: {e}"))))
+}
+
+/// The answer of a call with an empty response message.
+fn answer(outcome: Result<(), ConnectError>) -> Response<Body> {
+    match outcome {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({})),
         Err(error) => connect_error(&error),
     }
 }

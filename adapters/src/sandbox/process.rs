@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::paths;
-use super::state::{RunningProcess, SandboxEntry, kill_group, lock};
+use super::state::{RunningProcess, SandboxEntry, StdinPipe, kill_group, lock};
 use crate::e2b::envelope::{encode_json, end_of_stream};
 use crate::e2b::protocol::{
-    Code, ConnectError, DataEvent, EndEvent, KeepAlive, ListResponse, ProcessEvent, ProcessInfo, ProcessSelector,
-    SendSignalRequest, Signal, StartEvent, StartRequest, StartResponse,
+    CloseStdinRequest, Code, ConnectError, DataEvent, EndEvent, KeepAlive, ListResponse, ProcessEvent, ProcessInfo,
+    ProcessInput, ProcessSelector, SendInputRequest, SendSignalRequest, Signal, StartEvent, StartRequest,
+    StartResponse,
 };
 
 /// envd reads output in chunks of up to 32 KiB.
@@ -46,11 +47,15 @@ pub(crate) fn start(sandbox: Arc<SandboxEntry>, params: StartParams) -> Result<m
         let shown = config.cwd.clone().unwrap_or_default();
         return Err(ConnectError::new(Code::InvalidArgument, format!("cwd '{shown}' does not exist")));
     }
-    let mut child = command(&sandbox, config, &cwd)
+    // envd opens a stdin pipe unless told `stdin: false`.
+    let with_stdin = params.request.stdin != Some(false);
+    let mut child = command(&sandbox, config, &cwd, with_stdin)
         .spawn()
         .map_err(|e| ConnectError::new(Code::Internal, format!("error starting process '{}': {e}", config.cmd)))?;
     let pid = child.id().unwrap_or_default();
-    lock(&sandbox.processes).insert(pid, RunningProcess { config: config.clone(), tag: params.request.tag.clone() });
+    let stdin = child.stdin.take().map(|pipe| Arc::new(tokio::sync::Mutex::new(Some(pipe))));
+    let running = RunningProcess { config: config.clone(), tag: params.request.tag.clone(), stdin };
+    lock(&sandbox.processes).insert(pid, running);
     let (tx, rx) = mpsc::channel(64);
     // The channel is empty: the start event is always first.
     let _ = tx.try_send(event(ProcessEvent::Start(StartEvent { pid })));
@@ -79,11 +84,13 @@ pub(crate) fn start(sandbox: Arc<SandboxEntry>, params: StartParams) -> Result<m
 }
 
 /// The command with envd's environment: PATH, HOME, USER, LOGNAME, then the sandbox's
-/// variables and `E2B_SANDBOX=true`, then the request's (later wins); stdin is `/dev/null`.
+/// variables and `E2B_SANDBOX=true`, then the request's (later wins); stdin is a pipe fed by
+/// `SendInput` when asked for, else `/dev/null`.
 fn command(
     sandbox: &SandboxEntry,
     config: &crate::e2b::protocol::ProcessConfig,
     cwd: &std::path::Path,
+    with_stdin: bool,
 ) -> tokio::process::Command {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("PATH".into(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()));
@@ -105,7 +112,7 @@ fn command(
         .current_dir(cwd)
         .env_clear()
         .envs(env)
-        .stdin(Stdio::null())
+        .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -215,6 +222,47 @@ pub(crate) fn send_signal(sandbox: &SandboxEntry, request: &SendSignalRequest) -
     let pid = find(sandbox, &request.process)?;
     kill_group(pid, signal);
     Ok(())
+}
+
+/// `Process.SendInput`: writes the bytes to the process's stdin pipe, as envd does.
+pub(crate) async fn send_input(sandbox: &SandboxEntry, request: SendInputRequest) -> Result<(), ConnectError> {
+    let bytes = match request.input {
+        ProcessInput::Stdin(bytes) => bytes,
+        ProcessInput::Pty(_) => {
+            return Err(ConnectError::new(
+                Code::FailedPrecondition,
+                "tty not assigned to process — input should be written to the stdin, not the tty",
+            ));
+        }
+    };
+    let pipe = stdin_of(sandbox, &request.process)?;
+    let mut pipe = pipe.lock().await;
+    let stdin = pipe.as_mut().ok_or_else(stdin_unavailable)?;
+    let written = async {
+        stdin.write_all(&bytes).await?;
+        stdin.flush().await
+    };
+    written.await.map_err(|e| {
+        // The process exited (its read end is gone): a state, not an envd fault.
+        let code = if e.kind() == std::io::ErrorKind::BrokenPipe { Code::FailedPrecondition } else { Code::Internal };
+        ConnectError::new(code, format!("error writing to stdin: {e}"))
+    })
+}
+
+/// `Process.CloseStdin`: the process reads the end of its input.
+pub(crate) async fn close_stdin(sandbox: &SandboxEntry, request: &CloseStdinRequest) -> Result<(), ConnectError> {
+    let pipe = stdin_of(sandbox, &request.process)?;
+    pipe.lock().await.take();
+    Ok(())
+}
+
+fn stdin_of(sandbox: &SandboxEntry, selector: &ProcessSelector) -> Result<StdinPipe, ConnectError> {
+    let pid = find(sandbox, selector)?;
+    lock(&sandbox.processes).get(&pid).and_then(|p| p.stdin.clone()).ok_or_else(stdin_unavailable)
+}
+
+fn stdin_unavailable() -> ConnectError {
+    ConnectError::new(Code::FailedPrecondition, "stdin not enabled or closed")
 }
 
 fn find(sandbox: &SandboxEntry, selector: &ProcessSelector) -> Result<u32, ConnectError> {

@@ -39,11 +39,16 @@ pub(crate) fn random_id(n: usize) -> String {
     bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
+/// The write end of a process's stdin pipe; `None` once closed (`CloseStdin`).
+pub(crate) type StdinPipe = Arc<tokio::sync::Mutex<Option<tokio::process::ChildStdin>>>;
+
 /// A process started through `Process.Start` and not yet reaped.
 #[derive(Clone, Debug)]
 pub(crate) struct RunningProcess {
     pub config: ProcessConfig,
     pub tag: Option<String>,
+    /// Its stdin, when started with one (`stdin` true or absent, as envd does).
+    pub stdin: Option<StdinPipe>,
 }
 
 /// One sandbox: a directory and the processes running in it.

@@ -6,6 +6,7 @@
 //! the stream into a [`HostMirror`], which writes the run log as a local run would and keeps the
 //! progress display live.
 
+pub mod host_watch;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -22,8 +23,8 @@ use osiris_engine::runlog::TextLogSink;
 use osiris_engine::runtime::{Execution, RunEnv, RunReport, StepFailure, StepProgress, StepReport, StepStatus};
 use osiris_engine::telemetry::{Event, JsonlSink, Record, RecordBody, StepCounters, Telemetry, TelemetrySink};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
+use self::host_watch::HostWatch;
 use self::stream::{Frame, FrameEncoder, StepSnapshot, StreamError};
 use crate::AdapterError;
 
@@ -44,7 +45,9 @@ pub struct WorkerEnv {
     pub run_dir: PathBuf,
     /// Relative paths in step configs resolve against this directory.
     pub base_dir: PathBuf,
-    pub cancel: CancellationToken,
+    /// The run's cancellation: the host asks for it, or is found gone (a broken telemetry
+    /// stream reports here too).
+    pub host: HostWatch,
 }
 
 /// Sends each chunk of the telemetry stream home (ipc-channel, stdout).
@@ -60,7 +63,15 @@ pub async fn run(
 ) -> Result<RunReport, AdapterError> {
     let (frames, pending) = mpsc::channel::<Frame>();
     let frames = FrameQueue(Arc::new(std::sync::Mutex::new(Some(frames))));
-    let sender = std::thread::spawn(move || send_frames(pending, transport));
+    let host = env.host.clone();
+    let sender = std::thread::spawn(move || {
+        let sent = send_frames(pending, transport);
+        if let Err(e) = &sent {
+            // Nobody is listening any more: stop before anything is committed.
+            host.lost(format!("cannot send telemetry home ({e})"));
+        }
+        sent
+    });
     let sinks: Vec<Arc<dyn TelemetrySink>> = vec![Arc::new(frames.clone()), Arc::new(TextLogSink::to_writer(log))];
     std::fs::create_dir_all(&env.run_dir)
         .map_err(|source| AdapterError::RunLog { path: env.run_dir.clone(), source })?;
@@ -70,12 +81,15 @@ pub async fn run(
         secrets: env.secrets,
         run_dir: env.run_dir,
         base_dir: env.base_dir,
-        cancel: env.cancel,
+        cancel: env.host.cancel_token().clone(),
     };
     let execution = Execution::new(prepared, run_env)?;
-    let ticker = tokio::spawn(send_progress(execution.progress(), frames.clone()));
+    let steps = execution.progress();
+    let ticker = ProgressTicker::start(steps.clone(), frames.clone());
     let report = execution.run().await;
-    ticker.abort();
+    ticker.stop();
+    // The last counters, so that the host's display ends on the totals, not on the last tick.
+    frames.send(Frame::Progress(steps.iter().map(snapshot).collect()));
     frames.send(Frame::Report(Box::new(report.clone())));
     // Closing the queue ends the sender thread once every frame is out, whoever still holds a
     // telemetry handle.
@@ -131,14 +145,29 @@ enum SendError {
     Io(#[from] std::io::Error),
 }
 
-async fn send_progress(steps: Vec<StepProgress>, frames: FrameQueue) {
-    let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if !frames.send(Frame::Progress(steps.iter().map(snapshot).collect())) {
-            return;
-        }
+/// Sends the live counters every [`PROGRESS_INTERVAL`] from a thread of its own: drivers that
+/// keep the runtime's threads busy cannot starve it, so the host's display moves all run long.
+struct ProgressTicker {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ProgressTicker {
+    fn start(steps: Vec<StepProgress>, frames: FrameQueue) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(PROGRESS_INTERVAL) {
+                if !frames.send(Frame::Progress(steps.iter().map(snapshot).collect())) {
+                    return;
+                }
+            }
+        });
+        ProgressTicker { stop, thread }
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
     }
 }
 
@@ -172,6 +201,26 @@ struct MirroredStep {
     counters: Arc<StepCounters>,
     status: watch::Sender<StepStatus>,
     started: Arc<OnceLock<Instant>>,
+}
+
+impl MirroredStep {
+    fn raise(&self, rows_read: u64, rows_written: u64, rows_in: u64, rows_out: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        c.rows_read.fetch_max(rows_read, Relaxed);
+        c.rows_written.fetch_max(rows_written, Relaxed);
+        c.rows_in.fetch_max(rows_in, Relaxed);
+        c.rows_out.fetch_max(rows_out, Relaxed);
+    }
+
+    fn store(&self, rows_read: u64, rows_written: u64, rows_in: u64, rows_out: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        c.rows_read.store(rows_read, Relaxed);
+        c.rows_written.store(rows_written, Relaxed);
+        c.rows_in.store(rows_in, Relaxed);
+        c.rows_out.store(rows_out, Relaxed);
+    }
 }
 
 impl HostMirror {
@@ -217,6 +266,11 @@ impl HostMirror {
         &self.artifacts
     }
 
+    /// Whether the worker's report arrived.
+    pub fn has_report(&self) -> bool {
+        self.report.is_some()
+    }
+
     /// Ids of the steps that succeeded so far.
     pub fn succeeded_steps(&self) -> Vec<String> {
         self.steps.iter().filter(|s| *s.status.borrow() == StepStatus::Succeeded).map(|s| s.step.id.clone()).collect()
@@ -235,16 +289,22 @@ impl HostMirror {
             Frame::Progress(snapshots) => {
                 for snap in snapshots {
                     let Some(&i) = self.index.get(&snap.step_id) else { continue };
-                    let c = &self.steps[i].counters;
-                    use std::sync::atomic::Ordering::Relaxed;
-                    c.rows_read.store(snap.rows_read, Relaxed);
-                    c.rows_written.store(snap.rows_written, Relaxed);
-                    c.rows_in.store(snap.rows_in, Relaxed);
-                    c.rows_out.store(snap.rows_out, Relaxed);
-                    self.set_status(i, snap.status);
+                    // A tick taken just before a step ended may arrive after its end event:
+                    // counters only grow, and an ended step stays ended.
+                    self.steps[i].raise(snap.rows_read, snap.rows_written, snap.rows_in, snap.rows_out);
+                    if matches!(*self.steps[i].status.borrow(), StepStatus::Pending | StepStatus::Running) {
+                        self.set_status(i, snap.status);
+                    }
                 }
             }
-            Frame::Report(report) => self.report = Some(*report),
+            Frame::Report(report) => {
+                for step in &report.steps {
+                    if let Some(&i) = self.index.get(&step.step_id) {
+                        self.steps[i].store(step.rows_read, step.rows_written, step.rows_in, step.rows_out);
+                    }
+                }
+                self.report = Some(*report);
+            }
         }
     }
 
@@ -252,7 +312,15 @@ impl HostMirror {
     fn follow(&mut self, event: &Event) {
         let status = match event {
             Event::StepStart { .. } => StepStatus::Running,
-            Event::StepComplete { .. } => StepStatus::Succeeded,
+            Event::StepComplete { step_id, rows_in, rows_out, .. } => {
+                // A step's final counts, not the last progress tick's.
+                if let Some(&i) = self.index.get(step_id) {
+                    let c = &self.steps[i].counters;
+                    c.rows_in.store(*rows_in, std::sync::atomic::Ordering::Relaxed);
+                    c.rows_out.store(*rows_out, std::sync::atomic::Ordering::Relaxed);
+                }
+                StepStatus::Succeeded
+            }
             Event::StepError { .. } => StepStatus::Failed,
             Event::StepCancelled { .. } => StepStatus::Cancelled,
             Event::RunEnd { .. } => {

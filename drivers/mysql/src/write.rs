@@ -682,6 +682,11 @@ impl Job<'_> {
 
     /// Runs the `RENAME` that puts the rows in place (uncancellable, see [`Job::exec_to_end`]).
     async fn rename(&mut self, sql: String, what: &str) -> Result<(), DriverError> {
+        // The last moment to back out: the staging table's COMMIT took a while, and a run
+        // cancelled meanwhile (Ctrl-C, its host gone) must not swap its rows in.
+        if self.cancelled() {
+            return Err(DriverError::cancelled());
+        }
         self.exec_to_end(sql.as_bytes(), what).await?;
         self.ddl.push(sql);
         Ok(())
