@@ -173,7 +173,7 @@ fn create_run_dir(
             Some("check that the directory is writable".into()),
         )
     };
-    let run_dir = RunDir::create(&root, &compiled.profile, &compiled.pipeline_slug, ids, compiled.manifest_short())
+    let run_dir = RunDir::create(&root, &compiled.profile, &compiled.run_log_slug(), ids, compiled.manifest_short())
         .map_err(io_err)?;
     let cfgs: Vec<(String, String)> =
         compiled.steps.iter().filter_map(|s| compiled.cfg_json(&s.id).map(|json| (s.id.clone(), json))).collect();

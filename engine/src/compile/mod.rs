@@ -139,7 +139,8 @@ pub struct Compiled {
     pub steps: Vec<CompiledStep>,
     /// Effective parameters (empty when loaded back from a build directory).
     pub params: BTreeMap<String, String>,
-    /// Slug of build and run-log paths.
+    /// Slug of the build path: the OML file stem, slugified (as Osiris's `compile`). Run logs use
+    /// [`Compiled::run_log_slug`].
     pub pipeline_slug: String,
     /// The profile compiled for.
     pub profile: String,
@@ -158,6 +159,12 @@ impl Compiled {
     /// `meta.manifest_short`.
     pub fn manifest_short(&self) -> &str {
         &self.manifest.meta.manifest_short
+    }
+
+    /// Slug of the run-log path: the manifest's `pipeline.id` (the OML `name`), slugified, as
+    /// Osiris's `run` names its session folder (`osiris/cli/run.py`: `pipeline_slug_final`).
+    pub fn run_log_slug(&self) -> String {
+        slugify(&self.manifest.pipeline.id)
     }
 
     /// The config of step `id`.

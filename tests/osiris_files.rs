@@ -1,0 +1,197 @@
+//! Osiris projects as they are: the files Osiris writes and ships run here unchanged (issue 9, §3).
+//!
+//! - YAML with long comment blocks anywhere (the `osiris.yaml` of `osiris init`), for OML,
+//!   `osiris.yaml` and `osiris_connections.yaml`;
+//! - `filesystem.base_path: ""` (Osiris's default) is the project root;
+//! - run logs are named after the pipeline `name`, builds after the file stem, as in Osiris.
+
+mod common;
+
+use common::{Project, describe, sample_csv, stdout_json};
+
+/// Osiris's own `osiris.yaml` files (see tests/osiris_examples/README.md).
+fn osiris_example(name: &str) -> String {
+    let path = format!("{}/tests/osiris_examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+/// `n` comment lines, indented by `indent` spaces.
+fn comments(n: usize, indent: usize, tag: &str) -> String {
+    (0..n).map(|i| format!("{:indent$}# {tag} comment line {i}: keys: [not, yaml] - still a comment\n", "")).collect()
+}
+
+/// An OML pipeline with 100 comment lines at the top, before the `steps` block value, before
+/// each sequence item, inside the nested `config` blocks and at the end.
+fn commented_pipeline() -> String {
+    let c = |indent, tag| comments(100, indent, tag);
+    format!(
+        "{top}oml_version: \"0.1.0\"\nname: Commented Copy\n{before_steps}steps:\n{item1}  - id: extract\n    component: filesystem.csv_extractor\n    mode: read\n    config:\n{in_config}      connection: \"@filesystem.data\"\n{between_keys}      path: orders.csv\n{item2}  - id: write\n    component: filesystem.csv_writer\n    mode: write\n{before_needs}    needs:\n{in_needs}      - extract\n    config:\n{in_config2}      path: out/copy.csv\n{end}",
+        top = c(0, "top"),
+        before_steps = c(0, "before steps"),
+        item1 = c(2, "before item"),
+        in_config = c(6, "config"),
+        between_keys = c(6, "between keys"),
+        item2 = c(2, "before item"),
+        before_needs = c(4, "before needs"),
+        in_needs = c(6, "in needs"),
+        in_config2 = c(6, "config"),
+        end = c(0, "end"),
+    )
+}
+
+fn commented_osiris_yaml() -> String {
+    let c = |indent, tag| comments(100, indent, tag);
+    format!(
+        "{top}version: '2.0'\n{before_fs}filesystem:\n{in_fs}  run_logs_dir: commented_logs\n{before_profiles}  profiles:\n{in_profiles}    enabled: true\n{before_values}    values:\n{in_values}      - dev\n      - prod\n    default: prod\n{end}",
+        top = c(0, "top"),
+        before_fs = c(0, "before filesystem"),
+        in_fs = c(2, "filesystem"),
+        before_profiles = c(2, "before profiles"),
+        in_profiles = c(4, "profiles"),
+        before_values = c(4, "before values"),
+        in_values = c(6, "values"),
+        end = c(0, "end"),
+    )
+}
+
+fn commented_connections_yaml() -> String {
+    let c = |indent, tag| comments(100, indent, tag);
+    format!(
+        "{top}version: 1\n{before_conns}connections:\n{in_conns}  filesystem:\n{in_family}    data:\n{in_alias}      default: true\n{between}      base_dir: data\n{end}",
+        top = c(0, "top"),
+        before_conns = c(0, "before connections"),
+        in_conns = c(2, "connections"),
+        in_family = c(4, "family"),
+        in_alias = c(6, "alias"),
+        between = c(6, "between keys"),
+        end = c(0, "end"),
+    )
+}
+
+#[test]
+fn hundred_comment_lines_in_every_position_of_every_project_file() {
+    let project = Project::new();
+    project.write("osiris.yaml", commented_osiris_yaml());
+    project.write("osiris_connections.yaml", commented_connections_yaml());
+    project.write("data/orders.csv", sample_csv());
+    project.write("commented.yaml", commented_pipeline());
+
+    let validate = project.run(&["oml", "validate", "commented.yaml"]);
+    assert_eq!(validate.status.code(), Some(0), "{}", describe(&validate));
+
+    let compile = project.run(&["compile", "commented.yaml", "--json"]);
+    assert_eq!(compile.status.code(), Some(0), "{}", describe(&compile));
+    // `profiles.default: prod` in the commented osiris.yaml was read.
+    assert_eq!(stdout_json(&compile)["profile"], "prod", "{}", describe(&compile));
+
+    let run = project.run(&["run", "commented.yaml"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    assert_eq!(project.read_text("out/copy.csv"), sample_csv());
+    let runs = common::dir_entries(&project.file("commented_logs/prod/commented-copy"));
+    assert_eq!(runs.len(), 1, "run_logs_dir from the commented osiris.yaml: {runs:?}\n{}", describe(&run));
+
+    let list = project.run(&["connections", "list", "--json"]);
+    assert_eq!(list.status.code(), Some(0), "{}", describe(&list));
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("\"data\"") && text.contains("filesystem"), "{}", describe(&list));
+}
+
+#[test]
+fn a_yaml_error_after_long_comment_blocks_names_its_line() {
+    let project = Project::new();
+    project.write("osiris.yaml", format!("{}filesystem:\n  build_dir: [unclosed\n", comments(100, 0, "top")));
+    project.write("p.yaml", commented_pipeline());
+    let output = project.run(&["compile", "p.yaml"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: u32 = stderr
+        .split("osiris.yaml:")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no osiris.yaml:<line> in: {stderr}"));
+    assert!((101..=103).contains(&line), "the error names the line past the comments: {stderr}");
+}
+
+/// The `osiris.yaml` that `osiris init` writes, unchanged but for its `base_path` (which points
+/// at the scratch project, so the test also covers an absolute base path).
+fn init_yaml_for(project: &Project) -> String {
+    let original = osiris_example("osiris.init.yaml");
+    let line = "  base_path: \"/srv/osiris-project\"";
+    assert!(original.contains(line), "the example's base_path line changed");
+    original.replace(line, &format!("  base_path: \"{}\"", project.file("base").display()))
+}
+
+#[test]
+fn the_osiris_yaml_of_osiris_init_drives_compile_run_and_connections() {
+    let project = Project::new();
+    project.write("osiris.yaml", init_yaml_for(&project));
+    project.write(
+        "osiris_connections.yaml",
+        "version: 1\nconnections:\n  filesystem:\n    data:\n      default: true\n      base_dir: data\n",
+    );
+    project.write("data/orders.csv", sample_csv());
+    project.write("orders_copy.yaml", commented_pipeline());
+
+    let compile = project.run(&["compile", "orders_copy.yaml", "--json"]);
+    assert_eq!(compile.status.code(), Some(0), "{}", describe(&compile));
+    let compiled = stdout_json(&compile);
+    let manifest = compiled["manifest_path"].as_str().unwrap_or_default().to_string();
+    assert!(
+        manifest.starts_with("base/build/pipelines/dev/orders-copy/"),
+        "build/ under base_path, named after the file stem: {manifest}"
+    );
+
+    let run = project.run(&["run", "--last-compile"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let run = project.run(&["run", "orders_copy.yaml"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    assert_eq!(project.read_text("out/copy.csv"), sample_csv());
+    let runs = common::dir_entries(&project.file("base/run_logs/dev/commented-copy"));
+    assert_eq!(runs.len(), 2, "run logs under base_path, named after the pipeline name: {runs:?}");
+
+    let list = project.run(&["connections", "list"]);
+    assert_eq!(list.status.code(), Some(0), "{}", describe(&list));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("data"), "{}", describe(&list));
+}
+
+#[test]
+fn an_empty_base_path_is_the_project_root() {
+    let project = Project::new();
+    let config = osiris_example("osiris.filesystem.yaml");
+    assert!(config.contains("  base_path: \"\"\n"), "the example keeps Osiris's empty base_path");
+    project.write("osiris.yaml", &config);
+    project.write("data/orders.csv", sample_csv());
+    project.write(
+        "pipelines/orders_export.yaml",
+        "oml_version: \"0.1.0\"\nname: Orders Export\nsteps:\n  - id: extract\n    component: filesystem.csv_extractor\n    mode: read\n    config: {path: data/orders.csv}\n  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    config: {path: output/orders.csv}\n",
+    );
+    let run = project.run(&["run", "pipelines/orders_export.yaml"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    assert_eq!(project.read_text("output/orders.csv"), sample_csv());
+    // Build folder after the file stem, run logs after the pipeline name (as Osiris).
+    assert_eq!(common::dir_entries(&project.file("build/pipelines/dev")), vec!["orders-export"]);
+    assert_eq!(common::dir_entries(&project.file("run_logs/dev")), vec!["orders-export"]);
+    let runs = common::dir_entries(&project.file("run_logs/dev/orders-export"));
+    assert_eq!(runs.len(), 1, "{runs:?}");
+}
+
+#[test]
+fn run_logs_are_named_after_the_pipeline_name_not_the_file() {
+    let project = Project::new();
+    project.write("data/orders.csv", sample_csv());
+    project.write(
+        "daily.yaml",
+        "oml_version: \"0.1.0\"\nname: Nightly Orders_Export v2\nsteps:\n  - id: extract\n    component: filesystem.csv_extractor\n    mode: read\n    config: {path: data/orders.csv}\n  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    config: {path: out.csv}\n",
+    );
+    let run = project.run(&["run", "daily.yaml", "--json"]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let session_dir = stdout_json(&run)["session_dir"].as_str().unwrap_or_default().to_string();
+    let relative = session_dir.strip_prefix(&format!("{}/", project.path().display())).unwrap_or(&session_dir);
+    // Osiris: pipeline.id = name lower-cased with spaces as `_`, then slugified.
+    assert!(relative.starts_with("run_logs/dev/nightly-orders-export-v2/"), "{relative}");
+    assert_eq!(common::dir_entries(&project.file("build/pipelines/dev")), vec!["daily"]);
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(project.only_run_dir().join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["ok"], true);
+}
