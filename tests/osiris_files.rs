@@ -3,10 +3,16 @@
 //! - YAML with long comment blocks anywhere (the `osiris.yaml` of `osiris init`), for OML,
 //!   `osiris.yaml` and `osiris_connections.yaml`;
 //! - `filesystem.base_path: ""` (Osiris's default) is the project root;
-//! - run logs are named after the pipeline `name`, builds after the file stem, as in Osiris.
+//! - run logs are named after the pipeline `name`, builds after the file stem, as in Osiris;
+//! - a build directory that Osiris compiled runs (`osiris run --last-compile`, or the manifest).
 
 mod common;
 
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::mysql::{self, MysqlConnection, ScratchDb};
 use common::{Project, describe, sample_csv, stdout_json};
 
 /// Osiris's own `osiris.yaml` files (see tests/osiris_examples/README.md).
@@ -194,4 +200,108 @@ fn run_logs_are_named_after_the_pipeline_name_not_the_file() {
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(project.only_run_dir().join("status.json")).unwrap()).unwrap();
     assert_eq!(status["ok"], true);
+}
+
+/// The hash of the Osiris-compiled build in tests/osiris_examples/build/movies_export (its
+/// directory name in Osiris's layout is `<short>-<hash>`).
+const OSIRIS_BUILD_HASH: &str = "1b72dfdc636099550862e63d6a1fbe7c088de1191e096132353578982c7d1226";
+const OSIRIS_BUILD_FILES: &[&str] = &[
+    "manifest.yaml",
+    "plan.json",
+    "fingerprints.json",
+    "run_summary.json",
+    "cfg/extract-movies.json",
+    "cfg/count-by-director.json",
+    "cfg/write-counts.json",
+    "cfg/write-movies.json",
+];
+
+/// A TCP forwarder to the test MySQL server that counts the connections it carried, to prove
+/// which address the extractor used.
+struct CountingForwarder {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+impl CountingForwarder {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let server = TcpStream::connect((mysql::host(), mysql::port())).expect("the test MySQL server");
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CountingForwarder { port, connections }
+    }
+}
+
+/// Lays out the build exactly as Osiris 0.5.7 wrote it (`osiris compile movies_export.yaml` of
+/// tests/osiris_examples/movies_export.yaml) with its pointer files as `osiris/cli/compile.py`
+/// writes them (absolute manifest path, hash, profile; the per-pipeline pointer under the raw file
+/// stem). Returns the manifest's path.
+fn osiris_build(project: &Project) -> std::path::PathBuf {
+    let build = format!("build/pipelines/dev/movies-export/{}-{OSIRIS_BUILD_HASH}", &OSIRIS_BUILD_HASH[..7]);
+    for file in OSIRIS_BUILD_FILES {
+        project.write(&format!("{build}/{file}"), osiris_example(&format!("build/movies_export/{file}")));
+    }
+    let manifest = project.file(&format!("{build}/manifest.yaml"));
+    let pointer = format!("{}\n{OSIRIS_BUILD_HASH}\ndev\n", manifest.display());
+    for at in [".osiris/index/last_compile.txt", ".osiris/index/latest/movies_export.txt"] {
+        project.write(at, &pointer);
+    }
+    project.write("build/pipelines/dev/movies-export/LATEST", &pointer);
+    manifest
+}
+
+#[test]
+fn a_build_that_osiris_compiled_runs_by_last_compile_and_by_manifest() {
+    let db = ScratchDb::create(&[
+        "CREATE TABLE movies (id INT PRIMARY KEY, title VARCHAR(50), director_id INT)",
+        "INSERT INTO movies VALUES (1, 'Alien', 1), (2, 'Heat', 2), (3, 'Aliens', 1)",
+    ]);
+    let forwarder = CountingForwarder::start();
+    let project = Project::new();
+    let manifest = osiris_build(&project);
+    let connection = MysqlConnection { port: forwarder.port, ..MysqlConnection::new("movies", &db.name, "MOVIES_PW") };
+    project.write("osiris_connections.yaml", mysql::connections_yaml(&[connection]));
+
+    let manifest_arg = manifest.display().to_string();
+    for args in [vec!["run", "--last-compile"], vec!["run", manifest_arg.as_str()]] {
+        let run = project.osiris(&args).env("MOVIES_PW", mysql::password()).output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{args:?}: {}", describe(&run));
+        assert_eq!(project.read_text("output/director_counts.csv"), "director_id,films\n1,2\n2,1\n");
+        assert_eq!(project.read_text("output/movies.csv"), "id;title;director_id\n1;Alien;1\n2;Heat;2\n3;Aliens;1\n");
+        std::fs::remove_dir_all(project.file("output")).unwrap();
+    }
+    // Osiris's cfg carries its spec's `host: localhost`, `port: 3306`; as in Osiris, the
+    // connection's address is the one used.
+    assert!(forwarder.connections.load(Ordering::SeqCst) >= 2, "the extractor bypassed the connection's port");
+    // Run logs are named after the manifest's pipeline.id (`movies_export`), as in Osiris.
+    let runs = common::dir_entries(&project.file("run_logs/dev/movies-export"));
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let cleaned = project.run_dirs()[0].join("artifacts/extract-movies/cleaned_config.json");
+    let cleaned = std::fs::read_to_string(cleaned).unwrap();
+    assert!(!cleaned.contains("\"localhost\""), "Osiris's default host is not the step's: {cleaned}");
+}
+
+#[test]
+fn an_edited_osiris_manifest_is_refused() {
+    let project = Project::new();
+    let manifest = osiris_build(&project);
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("id: write-movies", "id: write-films");
+    std::fs::write(&manifest, text).unwrap();
+    let run = project.run(&["run", "--last-compile"]);
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("does not match its manifest_hash"), "{}", describe(&run));
 }

@@ -92,7 +92,7 @@ fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Resu
         Some(file) if is_manifest(file) => file.clone(),
         Some(file) => return compile_and_write(project, registry, file, &args.pipeline).map(|(compiled, _)| compiled),
     };
-    compile::load_compiled(&manifest_path).map_err(|e| compile_error(&manifest_path, e))
+    compile::load_compiled(&manifest_path, registry).map_err(|e| compile_error(&manifest_path, e))
 }
 
 /// A compiled `manifest.yaml` (rather than OML) has top-level `meta`, `pipeline` and `steps`.
