@@ -183,6 +183,23 @@ fn an_empty_base_path_is_the_project_root() {
 }
 
 #[test]
+fn a_base_path_under_home_is_expanded() {
+    let project = Project::new();
+    project.write("osiris.yaml", "filesystem:\n  base_path: \"~/osiris-base\"\n");
+    project.write("data/orders.csv", sample_csv());
+    project.write(
+        "p.yaml",
+        commented_pipeline()
+            .replace("connection: \"@filesystem.data\"", "")
+            .replace("path: orders.csv", "path: data/orders.csv"),
+    );
+    let run = project.osiris(&["run", "p.yaml"]).env("HOME", project.file("home")).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    assert_eq!(common::dir_entries(&project.file("home/osiris-base/run_logs/dev")), vec!["commented-copy"]);
+    assert!(!project.file("~").exists(), "no folder named ~");
+}
+
+#[test]
 fn run_logs_are_named_after_the_pipeline_name_not_the_file() {
     let project = Project::new();
     project.write("data/orders.csv", sample_csv());
