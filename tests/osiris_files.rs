@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::mysql::{self, MysqlConnection, ScratchDb};
+use common::parity::{LocalSandboxServer, Target};
 use common::{Project, describe, sample_csv, stdout_json};
 
 /// Osiris's own `osiris.yaml` files (see tests/osiris_examples/README.md).
@@ -294,19 +295,30 @@ fn a_build_that_osiris_compiled_runs_by_last_compile_and_by_manifest() {
     project.write("osiris_connections.yaml", mysql::connections_yaml(&[connection]));
 
     let manifest_arg = manifest.display().to_string();
-    for args in [vec!["run", "--last-compile"], vec!["run", manifest_arg.as_str()]] {
-        let run = project.osiris(&args).env("MOVIES_PW", mysql::password()).output().unwrap();
-        assert_eq!(run.status.code(), Some(0), "{args:?}: {}", describe(&run));
+    let server = LocalSandboxServer::start();
+    let targets = [Target::local(), Target::process(), Target::e2b(&server)];
+    let runs = [vec!["run", "--last-compile"], vec!["run", manifest_arg.as_str()]];
+    for (target, args) in targets.iter().flat_map(|t| runs.iter().map(move |a| (t, a))) {
+        let before = forwarder.connections.load(Ordering::SeqCst);
+        let run = project
+            .osiris(args)
+            .args(&target.args)
+            .env("MOVIES_PW", mysql::password())
+            .envs(target.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(0), "{} {args:?}: {}", target.name, describe(&run));
         assert_eq!(project.read_text("output/director_counts.csv"), "director_id,films\n1,2\n2,1\n");
         assert_eq!(project.read_text("output/movies.csv"), "id;title;director_id\n1;Alien;1\n2;Heat;2\n3;Aliens;1\n");
         std::fs::remove_dir_all(project.file("output")).unwrap();
+        // Osiris's cfg carries its spec's `host: localhost`, `port: 3306`; as in Osiris, the
+        // connection's address is the one used.
+        let used = forwarder.connections.load(Ordering::SeqCst) - before;
+        assert!(used >= 1, "{}: the extractor bypassed the connection's port", target.name);
     }
-    // Osiris's cfg carries its spec's `host: localhost`, `port: 3306`; as in Osiris, the
-    // connection's address is the one used.
-    assert!(forwarder.connections.load(Ordering::SeqCst) >= 2, "the extractor bypassed the connection's port");
     // Run logs are named after the manifest's pipeline.id (`movies_export`), as in Osiris.
     let runs = common::dir_entries(&project.file("run_logs/dev/movies-export"));
-    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs.len(), 6, "{runs:?}");
     let cleaned = project.run_dirs()[0].join("artifacts/extract-movies/cleaned_config.json");
     let cleaned = std::fs::read_to_string(cleaned).unwrap();
     assert!(!cleaned.contains("\"localhost\""), "Osiris's default host is not the step's: {cleaned}");
