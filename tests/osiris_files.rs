@@ -184,7 +184,7 @@ fn an_empty_base_path_is_the_project_root() {
 }
 
 #[test]
-fn a_base_path_under_home_is_expanded() {
+fn a_base_path_under_home_or_from_osiris_filesystem_base_is_used() {
     let project = Project::new();
     project.write("osiris.yaml", "filesystem:\n  base_path: \"~/osiris-base\"\n");
     project.write("data/orders.csv", sample_csv());
@@ -198,6 +198,10 @@ fn a_base_path_under_home_is_expanded() {
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     assert_eq!(common::dir_entries(&project.file("home/osiris-base/run_logs/dev")), vec!["commented-copy"]);
     assert!(!project.file("~").exists(), "no folder named ~");
+    // $OSIRIS_FILESYSTEM_BASE overrides it, as in Osiris.
+    let run = project.osiris(&["run", "p.yaml"]).env("OSIRIS_FILESYSTEM_BASE", "from-env").output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    assert_eq!(common::dir_entries(&project.file("from-env/run_logs/dev")), vec!["commented-copy"]);
 }
 
 #[test]

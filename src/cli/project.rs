@@ -37,8 +37,13 @@ impl Project {
         let home = std::env::var_os("OSIRIS_HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
         let config = OsirisConfig::load_from_dir(&cwd)
             .map_err(|e| CliError::usage(e.to_string(), "fix osiris.yaml or remove it to use the defaults"))?;
-        // Relative to the working directory; an absolute path replaces it in `join`.
-        let base_dir = config.base_path.as_deref().map_or_else(|| cwd.clone(), |base| cwd.join(expand_home(base)));
+        // `$OSIRIS_FILESYSTEM_BASE` overrides `filesystem.base_path`, as in Osiris
+        // (`osiris/core/fs_config.py`). Relative to the working directory; an absolute path
+        // replaces it in `join`.
+        let from_env = std::env::var_os("OSIRIS_FILESYSTEM_BASE").filter(|b| !b.is_empty()).map(PathBuf::from);
+        let base_dir = from_env
+            .or_else(|| config.base_path.clone())
+            .map_or_else(|| cwd.clone(), |base| cwd.join(expand_home(&base)));
         let dotenv = load_dotenv(home.as_deref(), &cwd, &process_env_has)
             .map_err(|e| CliError::usage(e.to_string(), "fix or remove the .env file"))?;
         Ok(Project { cwd, home, config, base_dir, dotenv })
