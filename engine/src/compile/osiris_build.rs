@@ -112,6 +112,15 @@ mod tests {
         adapt_cfg(&mut c, Mode::Write, spec_of(&reg, "files.writer"));
         assert_eq!(c["mode"], "write");
         assert!(!c.contains_key("write_mode"), "files.writer has no write_mode: {c:?}");
+        // A writer whose config takes `write_mode`: Osiris's `mode: replace` lands there.
+        let mut writer = spec_of(&reg, "files.writer").cloned().unwrap();
+        writer.config.push(crate::spec::ConfigField::optional("write_mode", crate::spec::FieldType::String, "w"));
+        let mut c = cfg(json!({"component": "files.writer", "mode": "replace", "path": "x"}));
+        adapt_cfg(&mut c, Mode::Write, Some(&writer));
+        assert_eq!(
+            Value::Object(c),
+            json!({"component": "files.writer", "mode": "write", "path": "x", "write_mode": "replace"})
+        );
         assert!(is_osiris_build(&json!({"meta": {"toolchain": {"compiler": "osiris-compiler/0.1"}}})));
         assert!(!is_osiris_build(&json!({"meta": {"toolchain": {"compiler": "osiris-rs-compiler/0.1"}}})));
     }
