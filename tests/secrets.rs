@@ -110,3 +110,109 @@ fn no_adapter_leaks_a_connection_password() {
     }
     assert!(checked >= 4, "the sandboxes held {checked} files besides the binary");
 }
+
+/// Connection fields whose names mean a secret (issue 9, §1.4), each with a recognisable value.
+const PLANTED: &[(&str, &str)] = &[
+    ("passphrase", "Planted-Passphrase-7Qx1"),
+    ("api-key", "Planted-ApiKey-7Qx2"),
+    ("dbPassword", "Planted-DbPassword-7Qx3"),
+    ("password2", "Planted-Password2-7Qx4"),
+    ("sslPassword", "Planted-SslPassword-7Qx5"),
+    ("bearer", "Planted-Bearer-7Qx6"),
+    ("secretAccessKey", "Planted-SecretAccessKey-7Qx7"),
+    ("private-key", "Planted-PrivateKey-7Qx8"),
+    ("clientSecret", "Planted-ClientSecret-7Qx9"),
+];
+
+/// The same names nested in a mapping, in a list of mappings, with other values.
+fn nested_value(name: &str) -> String {
+    format!("Nested-{}-8Rw", name.replace('-', ""))
+}
+
+fn planted_values() -> Vec<String> {
+    PLANTED.iter().map(|(_, v)| v.to_string()).chain(PLANTED.iter().map(|(n, _)| nested_value(n))).collect()
+}
+
+fn planted_project(db: &ScratchDb, query: &str) -> Project {
+    let project = Project::new();
+    let (host, port, database) = (mysql::host(), mysql::port(), &db.name);
+    let mut yaml = format!(
+        "version: 1\nconnections:\n  mysql:\n    planted:\n      host: {host}\n      port: {port}\n      database: {database}\n      user: {PROBE_USER}\n      password: ${{PROBE_PASSWORD}}\n"
+    );
+    for (name, value) in PLANTED {
+        yaml.push_str(&format!("      {name}: \"{value}\"\n"));
+    }
+    yaml.push_str("      options:\n        deeper:\n");
+    for (name, _) in PLANTED {
+        yaml.push_str(&format!("          {name}: \"{}\"\n", nested_value(name)));
+    }
+    yaml.push_str("      hosts:\n");
+    for (name, _) in PLANTED {
+        yaml.push_str(&format!("        - {{name: replica, {name}: \"{}\"}}\n", nested_value(name)));
+    }
+    project.write("osiris_connections.yaml", yaml);
+    project.write(
+        "p.yaml",
+        format!(
+            "oml_version: \"0.1.0\"\nname: planted\nsteps:\n  - id: extract\n    component: mysql.extractor\n    mode: read\n    config: {{connection: \"@mysql.planted\", query: \"{query}\"}}\n  - id: write\n    component: filesystem.csv_writer\n    mode: write\n    config: {{path: out/t.csv}}\n"
+        ),
+    );
+    project
+}
+
+#[test]
+fn connection_fields_named_like_secrets_leak_nowhere_on_any_adapter() {
+    let db = ScratchDb::create(&[
+        "CREATE TABLE t (id INT PRIMARY KEY, label VARCHAR(20))",
+        "INSERT INTO t VALUES (1,'a'),(2,'b')",
+    ]);
+    let server = LocalSandboxServer::start();
+    for target in targets(&server) {
+        // A run that succeeds and one that fails (its error message names the step and the
+        // connection), each with --json and --verbose.
+        for (query, code) in [("SELECT id, label FROM t ORDER BY id", 0), ("SELECT nope FROM t", 1)] {
+            let project = planted_project(&db, query);
+            let mut outputs = Vec::new();
+            for extra in [["--json"], ["--verbose"]] {
+                let output = project
+                    .osiris(&["run", "p.yaml"])
+                    .args(&target.args)
+                    .args(extra)
+                    .env("PROBE_PASSWORD", PROBE_PASSWORD)
+                    .envs(target.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .output()
+                    .unwrap();
+                assert_eq!(output.status.code(), Some(code), "{} {query}: {}", target.name, describe(&output));
+                outputs.push(output);
+            }
+            if code == 0 {
+                assert_eq!(project.read_text("out/t.csv"), "id,label\n1,a\n2,b\n");
+            }
+            for listing in
+                [&["connections", "list"][..], &["connections", "list", "--json"], &["connections", "doctor"]]
+            {
+                let output = project.osiris(listing).env("PROBE_PASSWORD", PROBE_PASSWORD).output().unwrap();
+                assert_eq!(output.status.code(), Some(0), "{listing:?}: {}", describe(&output));
+                outputs.push(output);
+            }
+            let prepared = std::fs::read_to_string(project.run_dirs()[0].join("prepared_run.json")).unwrap();
+            assert!(prepared.contains("OSIRIS_SECRET_MYSQL_PLANTED_"), "the planted fields travel as variables");
+            std::fs::remove_file(project.file("osiris_connections.yaml")).unwrap();
+            let outputs: Vec<&std::process::Output> = outputs.iter().collect();
+            for value in planted_values() {
+                assert_secret_absent(&value, &outputs, project.path());
+            }
+        }
+    }
+    let shipped = std::fs::read(env!("CARGO_BIN_EXE_osiris")).unwrap();
+    for file in common::parity::files_under(server.root.path()) {
+        let bytes = std::fs::read(server.root.path().join(&file)).unwrap();
+        if file.contains(".osiris/bin/") {
+            assert!(bytes == shipped, "{file} is not the osiris binary");
+            continue;
+        }
+        for value in planted_values() {
+            assert!(!bytes.windows(value.len()).any(|w| w == value.as_bytes()), "{file} holds {value}");
+        }
+    }
+}

@@ -138,7 +138,7 @@ impl OsirisConfig {
             }
         };
         let mut cfg = OsirisConfig { path: path.map(Path::to_path_buf), ..Self::default() };
-        cfg.base_path = string("/filesystem/base_path", "filesystem.base_path")?.map(PathBuf::from);
+        cfg.base_path = base_path(get("/filesystem/base_path")).map_err(|m| invalid("filesystem.base_path", m))?;
         if let Some(s) = string("/filesystem/build_dir", "filesystem.build_dir")? {
             cfg.build_dir = s;
         }
@@ -182,6 +182,17 @@ impl OsirisConfig {
     }
 }
 
+/// `filesystem.base_path`: an empty string (Osiris's default, written by `osiris init` and in its
+/// sample config) means "not set", i.e. the project root, as in Osiris.
+fn base_path(value: Option<&Value>) -> Result<Option<PathBuf>, &'static str> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(PathBuf::from(s))),
+        Some(_) => Err("expected a path (a string; empty means the project root)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +215,17 @@ mod tests {
         assert_eq!(cfg.executor.as_deref(), Some("process"));
         let err = OsirisConfig::parse("runner: {executor: cloud}\n", None).unwrap_err();
         assert!(err.to_string().contains("runner.executor"), "{err}");
+    }
+
+    #[test]
+    fn empty_base_path_is_the_project_root() {
+        for text in
+            ["filesystem:\n  base_path: \"\"\n", "filesystem:\n  base_path: '  '\n", "filesystem:\n  base_path:\n"]
+        {
+            assert_eq!(OsirisConfig::parse(text, None).unwrap().base_path, None, "{text}");
+        }
+        let err = OsirisConfig::parse("filesystem:\n  base_path: [a]\n", None).unwrap_err();
+        assert!(err.to_string().contains("filesystem.base_path"), "{err}");
     }
 
     #[test]

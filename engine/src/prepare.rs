@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::compile::Compiled;
 use crate::connections::file::{ConnectionFileError, ConnectionsFile};
+use crate::connections::secret_names::Declared;
 use crate::connections::{ConnectionDescriptor, SecretSource};
 use crate::prepared::{IoLayout, PreparedRun, ResolvedConnection, RunLimits, RunMetadata, RunParams, StepFile};
 use crate::registry::Registry;
@@ -98,9 +99,8 @@ pub fn prepare(
         };
         // Every component of the family declares its own secret fields; binding with all of them
         // keeps one descriptor per connection, whichever steps share it.
-        let secrets = family_secret_names(registry, &family);
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        let resolved = connections.resolve(&family, alias.as_deref(), &secrets, env).map_err(|source| {
+        let declared = family_declared_secrecy(registry, &family);
+        let resolved = connections.resolve(&family, alias.as_deref(), &declared, env).map_err(|source| {
             PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
         })?;
         let mut descriptor = resolved.descriptor;
@@ -162,17 +162,15 @@ impl IoLayout {
     }
 }
 
-/// Secret field names declared by the components of `family`.
-pub fn family_secret_names(registry: &Registry, family: &str) -> Vec<String> {
-    let mut names: Vec<String> = registry
-        .iter()
-        .map(|c| c.spec())
-        .filter(|s| s.connection.as_ref().is_some_and(|c| c.family == family))
-        .flat_map(|s| s.secret_names().map(str::to_string).collect::<Vec<_>>())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+/// What the components of `family` declare about the secrecy of field names (see
+/// [`Declared`]). A name one component declares secret stays secret whatever another says.
+pub fn family_declared_secrecy(registry: &Registry, family: &str) -> Vec<Declared> {
+    let mut declared: BTreeMap<String, bool> = BTreeMap::new();
+    let specs = registry.iter().map(|c| c.spec()).filter(|s| s.connection.as_ref().is_some_and(|c| c.family == family));
+    for d in specs.flat_map(ComponentSpec::declared_secrecy) {
+        *declared.entry(d.name.to_ascii_lowercase()).or_insert(d.secret) |= d.secret;
+    }
+    declared.into_iter().map(|(name, secret)| Declared { name, secret }).collect()
 }
 
 /// Records the synthetic variable of a secret written literally in the connections file.
@@ -208,6 +206,13 @@ mod tests {
     use super::*;
     use crate::compile::Compiler;
     use crate::test_support::registry;
+
+    #[test]
+    fn a_family_declares_what_its_specs_mark() {
+        let declared = family_declared_secrecy(&registry(), "db");
+        assert_eq!(declared, vec![Declared::secret("password"), Declared::secret("sql_pass")]);
+        assert!(family_declared_secrecy(&registry(), "nothing").is_empty());
+    }
 
     const OML: &str = r#"oml_version: "0.1.0"
 name: prep

@@ -1,7 +1,7 @@
 //! The run-log directory of one run (Osiris layout):
 //!
 //! ```text
-//! run_logs/<profile>/<slug>/<run_ts>_<run_id>-<manifest_short>/
+//! run_logs/<profile>/<slug>/<run_ts>_<run_id>-<manifest_short>/     (slug: the pipeline name)
 //!   events.jsonl  metrics.jsonl  osiris.log  status.json  manifest.yaml  cfg/<step>.json
 //!   artifacts/<step>/cleaned_config.json
 //! ```

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::connections::secret_names::Declared;
+
 /// What a step does with data. OML spells these `read`, `transform` and `write`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -106,6 +108,10 @@ pub struct ConfigField {
     /// Secret keys must never be written inline in OML; they come from a connection.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// The key looks like a secret by its name (`primary_key`) but is not one: where a connection
+    /// carries it, it is a plain field (see `connections::secret_names`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_secret: bool,
     /// The key names a local file the step reads or writes (relative paths resolve against the
     /// connection's `base_dir`, else the working directory). Remote adapters upload inputs and
     /// download outputs by it, without interpreting the driver's config.
@@ -131,6 +137,7 @@ impl ConfigField {
             default: None,
             allowed: Vec::new(),
             secret: false,
+            not_secret: false,
             file: None,
             description: description.to_string(),
         }
@@ -163,6 +170,12 @@ impl ConfigField {
         self
     }
 
+    /// Marks a key whose name looks secret (`primary_key`) as not a secret.
+    pub fn not_secret(mut self) -> Self {
+        self.not_secret = true;
+        self
+    }
+
     /// Marks the key as naming a file the step reads.
     pub fn input_file(mut self) -> Self {
         self.file = Some(FileRole::Input);
@@ -191,8 +204,31 @@ pub struct ConnectionField {
     pub name: String,
     #[serde(rename = "override")]
     pub override_policy: OverridePolicy,
+    /// A secret, whatever its name says.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// Not a secret, although its name looks like one (`ssl_key`, a file path).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_secret: bool,
+}
+
+impl ConnectionField {
+    /// A connection field; its name decides whether it is secret.
+    pub fn new(name: &str, override_policy: OverridePolicy) -> Self {
+        ConnectionField { name: name.into(), override_policy, secret: false, not_secret: false }
+    }
+
+    /// A secret, whatever its name says.
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    /// Not a secret, although its name looks like one.
+    pub fn not_secret(mut self) -> Self {
+        self.not_secret = true;
+        self
+    }
 }
 
 /// Which connection family a component uses and what the connection provides.
@@ -241,6 +277,21 @@ impl ComponentSpec {
         let config = self.config.iter().filter(|f| f.secret).map(|f| f.name.as_str());
         let conn = self.connection.iter().flat_map(|c| c.fields.iter()).filter(|f| f.secret).map(|f| f.name.as_str());
         config.chain(conn)
+    }
+
+    /// What the spec declares about the secrecy of its config keys and connection fields (only
+    /// the fields marked secret or not secret), for the name rule of connection fields.
+    pub fn declared_secrecy(&self) -> Vec<Declared> {
+        let config = self.config.iter().map(|f| (&f.name, f.secret, f.not_secret));
+        let conn = self.connection.iter().flat_map(|c| &c.fields).map(|f| (&f.name, f.secret, f.not_secret));
+        config
+            .chain(conn)
+            .filter_map(|(name, secret, not_secret)| match (secret, not_secret) {
+                (true, _) => Some(Declared::secret(name.as_str())),
+                (false, true) => Some(Declared::not_secret(name.as_str())),
+                (false, false) => None,
+            })
+            .collect()
     }
 
     /// Whether the component runs in `mode`.

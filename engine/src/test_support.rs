@@ -59,9 +59,9 @@ pub fn registry() -> Registry {
             family: "db".into(),
             required: true,
             fields: vec![
-                ConnectionField { name: "host".into(), override_policy: OverridePolicy::Allowed, secret: false },
-                ConnectionField { name: "user".into(), override_policy: OverridePolicy::Forbidden, secret: false },
-                ConnectionField { name: "password".into(), override_policy: OverridePolicy::Forbidden, secret: true },
+                ConnectionField::new("host", OverridePolicy::Allowed),
+                ConnectionField::new("user", OverridePolicy::Forbidden),
+                ConnectionField::new("password", OverridePolicy::Forbidden).secret(),
             ],
         }),
         example: None,

@@ -448,6 +448,29 @@ mod tests {
         assert_eq!(err.line, Some(2), "{err:?}");
     }
 
+    /// `osiris init` writes an `osiris.yaml` with long comment blocks before block values; the
+    /// parser must not cap how many comment lines precede a node (issue 9, §3.1).
+    #[test]
+    fn long_comment_blocks_anywhere() {
+        let block = |indent: &str| (0..100).map(|i| format!("{indent}# comment {i}\n")).collect::<String>();
+        let text = format!(
+            "{top}a:\n{b1}  b:\n{b2}    - 1\n{b3}    - x: 1\n{b4}      y:\n{b5}        z: 2\n{end}",
+            top = block(""),
+            b1 = block("  "),
+            b2 = block("    "),
+            b3 = block("    "),
+            b4 = block("      "),
+            b5 = block("        "),
+            end = block(""),
+        );
+        let doc = parse_located(&text).unwrap();
+        assert_eq!(doc.value, json!({"a": {"b": [1, {"x": 1, "y": {"z": 2}}]}}));
+        let z = [PathSeg::key("a"), PathSeg::key("b"), PathSeg::Index(1), PathSeg::key("y"), PathSeg::key("z")];
+        assert_eq!(doc.key_location(&z), Some((606, 9)));
+        let err = parse_located(&format!("{}a: [1\n", block(""))).unwrap_err();
+        assert!(err.line.is_some_and(|l| l > 100), "{err:?}");
+    }
+
     #[test]
     fn empty_document_is_null() {
         assert_eq!(parse_located("# nothing\n").unwrap().value, Value::Null);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use osiris_engine::connections::file::ConnectionsFile;
 use osiris_engine::driver::DriverError;
+use osiris_engine::prepare::family_declared_secrecy;
 use osiris_engine::registry::Registry;
 use serde_json::{Map, Value, json};
 
@@ -19,22 +20,12 @@ fn load(project: &Project) -> Result<ConnectionsFile, CliError> {
         .map_err(|e| CliError::usage(e.to_string(), "fix osiris_connections.yaml (see docs/connections.md)"))
 }
 
-/// Secret field names the components of `family` declare.
-fn spec_secrets(registry: &Registry, family: &str) -> Vec<String> {
-    registry
-        .iter()
-        .map(|c| c.spec())
-        .filter(|s| s.connection.as_ref().is_some_and(|c| c.family == family))
-        .flat_map(|s| s.secret_names().map(str::to_string).collect::<Vec<_>>())
-        .collect()
-}
-
 pub fn list(registry: &Registry, as_json: bool) -> Result<Outcome, CliError> {
     let project = Project::load()?;
     let file = load(&project)?;
-    let spec_secrets = |family: &str| spec_secrets(registry, family);
+    let declared = |family: &str| family_declared_secrecy(registry, family);
     let env = project.secrets(&[]);
-    let listing = file.list_masked(&spec_secrets, &env);
+    let listing = file.list_masked(&declared, &env);
     if as_json {
         return Ok(Outcome::json(listing));
     }
@@ -95,10 +86,9 @@ pub fn doctor(
 /// Checks one connection: `{status: success|failure|error|skipped, latency_ms, category, message}`.
 async fn check(registry: &Registry, project: &Project, file: &ConnectionsFile, family: &str, alias: &str) -> Value {
     let config_error = |message: String| json!({"status": "error", "category": "config", "message": message});
-    let secrets = spec_secrets(registry, family);
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let declared = family_declared_secrecy(registry, family);
     let env = project.secrets(&[]);
-    let resolved = match file.resolve(family, Some(alias), &secrets, &env) {
+    let resolved = match file.resolve(family, Some(alias), &declared, &env) {
         Ok(resolved) => resolved,
         Err(e) => return config_error(e.to_string()),
     };

@@ -19,6 +19,16 @@ pub struct Project {
     pub dotenv: Vec<(String, String)>,
 }
 
+/// `~` and `~/…` name the home directory, as Osiris's `os.path.expanduser` does for
+/// `filesystem.base_path` (`osiris/core/fs_config.py`).
+fn expand_home(path: &Path) -> PathBuf {
+    let home = || std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    match path.strip_prefix("~") {
+        Ok(rest) => home().map_or_else(|| path.to_path_buf(), |h| h.join(rest)),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
 impl Project {
     pub fn load() -> Result<Self, CliError> {
         let cwd = std::env::current_dir().map_err(|e| {
@@ -27,11 +37,13 @@ impl Project {
         let home = std::env::var_os("OSIRIS_HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
         let config = OsirisConfig::load_from_dir(&cwd)
             .map_err(|e| CliError::usage(e.to_string(), "fix osiris.yaml or remove it to use the defaults"))?;
-        let base_dir = match &config.base_path {
-            Some(base) if base.is_absolute() => base.clone(),
-            Some(base) => cwd.join(base),
-            None => cwd.clone(),
-        };
+        // `$OSIRIS_FILESYSTEM_BASE` overrides `filesystem.base_path`, as in Osiris
+        // (`osiris/core/fs_config.py`). Relative to the working directory; an absolute path
+        // replaces it in `join`.
+        let from_env = std::env::var_os("OSIRIS_FILESYSTEM_BASE").filter(|b| !b.is_empty()).map(PathBuf::from);
+        let base_dir = from_env
+            .or_else(|| config.base_path.clone())
+            .map_or_else(|| cwd.clone(), |base| cwd.join(expand_home(&base)));
         let dotenv = load_dotenv(home.as_deref(), &cwd, &process_env_has)
             .map_err(|e| CliError::usage(e.to_string(), "fix or remove the .env file"))?;
         Ok(Project { cwd, home, config, base_dir, dotenv })

@@ -92,7 +92,7 @@ fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Resu
         Some(file) if is_manifest(file) => file.clone(),
         Some(file) => return compile_and_write(project, registry, file, &args.pipeline).map(|(compiled, _)| compiled),
     };
-    compile::load_compiled(&manifest_path).map_err(|e| compile_error(&manifest_path, e))
+    compile::load_compiled(&manifest_path, registry).map_err(|e| compile_error(&manifest_path, e))
 }
 
 /// A compiled `manifest.yaml` (rather than OML) has top-level `meta`, `pipeline` and `steps`.
@@ -173,7 +173,7 @@ fn create_run_dir(
             Some("check that the directory is writable".into()),
         )
     };
-    let run_dir = RunDir::create(&root, &compiled.profile, &compiled.pipeline_slug, ids, compiled.manifest_short())
+    let run_dir = RunDir::create(&root, &compiled.profile, &compiled.run_log_slug(), ids, compiled.manifest_short())
         .map_err(io_err)?;
     let cfgs: Vec<(String, String)> =
         compiled.steps.iter().filter_map(|s| compiled.cfg_json(&s.id).map(|json| (s.id.clone(), json))).collect();

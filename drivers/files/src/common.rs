@@ -18,11 +18,7 @@ pub(crate) fn filesystem_connection() -> ConnectionSpec {
     ConnectionSpec {
         family: "filesystem".into(),
         required: false,
-        fields: vec![ConnectionField {
-            name: "base_dir".into(),
-            override_policy: OverridePolicy::Allowed,
-            secret: false,
-        }],
+        fields: vec![ConnectionField::new("base_dir", OverridePolicy::Allowed)],
     }
 }
 

@@ -105,7 +105,8 @@ pub fn connection_config_fields() -> Vec<ConfigField> {
 /// The `@mysql.<alias>` connection both components require: `host`, `port` and `schema` may be
 /// overridden in the step; `database`, `user` and `password` come only from the connection.
 pub fn connection_spec() -> ConnectionSpec {
-    let field = |name: &str, override_policy, secret| ConnectionField { name: name.into(), override_policy, secret };
+    let field =
+        |name: &str, override_policy, secret| ConnectionField { secret, ..ConnectionField::new(name, override_policy) };
     ConnectionSpec {
         family: "mysql".into(),
         required: true,

@@ -327,8 +327,10 @@ impl MysqlWriter {
                         "Key column or list of columns: what `upsert` matches on (the table needs a PRIMARY or UNIQUE \
                      key on exactly these), and the PRIMARY KEY of a table the writer creates. Alias: \
                      `upsert_keys`.",
-                    ),
-                    ConfigField::optional("upsert_keys", FieldType::Any, "Osiris's name for `primary_key`."),
+                    )
+                    .not_secret(),
+                    ConfigField::optional("upsert_keys", FieldType::Any, "Osiris's name for `primary_key`.")
+                        .not_secret(),
                     ConfigField::optional(
                         "create_if_missing",
                         FieldType::Boolean,

@@ -17,6 +17,7 @@
 //! `meta.generated_at` and `run_summary.compiled_at`, which no hash covers.
 
 pub mod canonical;
+pub mod osiris_build;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -139,7 +140,8 @@ pub struct Compiled {
     pub steps: Vec<CompiledStep>,
     /// Effective parameters (empty when loaded back from a build directory).
     pub params: BTreeMap<String, String>,
-    /// Slug of build and run-log paths.
+    /// Slug of the build path: the OML file stem, slugified (as Osiris's `compile`). Run logs use
+    /// [`Compiled::run_log_slug`].
     pub pipeline_slug: String,
     /// The profile compiled for.
     pub profile: String,
@@ -158,6 +160,12 @@ impl Compiled {
     /// `meta.manifest_short`.
     pub fn manifest_short(&self) -> &str {
         &self.manifest.meta.manifest_short
+    }
+
+    /// Slug of the run-log path: the manifest's `pipeline.id` (the OML `name`), slugified, as
+    /// Osiris's `run` names its session folder (`osiris/cli/run.py`: `pipeline_slug_final`).
+    pub fn run_log_slug(&self) -> String {
+        slugify(&self.manifest.pipeline.id)
     }
 
     /// The config of step `id`.
@@ -467,7 +475,12 @@ impl<'r> Compiler<'r> {
 /// `(manifest_fp, manifest_hash)` of a manifest: both ignore `meta.generated_at`,
 /// `meta.manifest_hash`, `meta.manifest_short` and `pipeline.fingerprints.manifest_fp`.
 pub fn manifest_hashes(manifest: &Manifest) -> (String, String) {
-    let mut m = serde_json::to_value(manifest).unwrap_or(Value::Null);
+    manifest_value_hashes(serde_json::to_value(manifest).unwrap_or(Value::Null))
+}
+
+/// [`manifest_hashes`] of a manifest as read (Osiris's `compute_manifest_hash` in
+/// `osiris/core/fs_paths.py`): covers exactly the fields the file has, whoever wrote it.
+pub fn manifest_value_hashes(mut m: Value) -> (String, String) {
     if let Some(meta) = m.get_mut("meta").and_then(Value::as_object_mut) {
         meta.remove("generated_at");
         meta.remove("manifest_hash");
@@ -477,7 +490,8 @@ pub fn manifest_hashes(manifest: &Manifest) -> (String, String) {
         fp.remove("manifest_fp");
     }
     let manifest_fp = fingerprint(&canonical_json(&m));
-    let hash = sha256_hex(&python_json_ascii(&json!({"manifest": m, "profile": manifest.meta.profile})));
+    let profile = m.pointer("/meta/profile").and_then(Value::as_str).unwrap_or_default().to_string();
+    let hash = sha256_hex(&python_json_ascii(&json!({"manifest": m, "profile": profile})));
     (manifest_fp, hash)
 }
 
@@ -616,23 +630,28 @@ pub fn last_compile_manifest(base_dir: &Path) -> Result<PathBuf, CompileError> {
     Ok(if manifest.is_absolute() { manifest } else { base_dir.join(manifest) })
 }
 
-/// Reads a build directory back from its `manifest.yaml` (for `run --last-compile`). Checks the
+/// Reads a build directory back from its `manifest.yaml` (for `run --last-compile` and
+/// `run manifest.yaml`), whether this engine or Osiris compiled it ([`osiris_build`]). Checks the
 /// manifest hash, so a hand-edited manifest is rejected. `params` is empty (not recorded).
-pub fn load_compiled(manifest_path: &Path) -> Result<Compiled, CompileError> {
+pub fn load_compiled(manifest_path: &Path, registry: &Registry) -> Result<Compiled, CompileError> {
     let load_err = |path: &Path, message: String| CompileError::Load { path: path.to_path_buf(), message };
     let text = std::fs::read_to_string(manifest_path)
         .map_err(|e| load_err(manifest_path, format!("{e}; compile the pipeline again")))?;
     let doc = parse_located(&text)
         .map_err(|e| load_err(manifest_path, format!("invalid YAML at line {}: {}", e.line.unwrap_or(0), e.message)))?;
-    let manifest: Manifest =
-        serde_json::from_value(doc.value).map_err(|e| load_err(manifest_path, format!("not a manifest: {e}")))?;
-    let (_, hash) = manifest_hashes(&manifest);
-    if hash != manifest.meta.manifest_hash {
+    let mut raw = doc.value;
+    let (_, hash) = manifest_value_hashes(raw.clone());
+    if raw.pointer("/meta/manifest_hash").and_then(Value::as_str) != Some(hash.as_str()) {
         return Err(load_err(
             manifest_path,
             "the manifest does not match its manifest_hash (was it edited?); compile the pipeline again".into(),
         ));
     }
+    let dir = manifest_path.parent().unwrap_or(Path::new("."));
+    let osiris_written = osiris_build::is_osiris_build(&raw);
+    fill_step_modes(&mut raw, dir, registry).map_err(|(path, message)| load_err(&path, message))?;
+    let manifest: Manifest =
+        serde_json::from_value(raw).map_err(|e| load_err(manifest_path, format!("not a manifest: {e}")))?;
     // The hash is no signature: whatever names a path must be checked like a fresh compile does.
     if !is_valid_profile(&manifest.meta.profile) {
         return Err(load_err(
@@ -655,38 +674,25 @@ pub fn load_compiled(manifest_path: &Path) -> Result<Compiled, CompileError> {
             ));
         }
     }
-    let dir = manifest_path.parent().unwrap_or(Path::new("."));
     let mut steps = Vec::with_capacity(manifest.steps.len());
     for step in &manifest.steps {
-        let rel = Path::new(&step.cfg_path);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(load_err(
-                manifest_path,
-                format!("step '{}' has an unsafe cfg_path '{}'", step.id, step.cfg_path),
-            ));
+        let mut config = read_step_cfg(dir, &step.id, &step.cfg_path).map_err(|(path, m)| load_err(&path, m))?;
+        if osiris_written {
+            osiris_build::adapt_cfg(&mut config, step.mode, osiris_build::spec_of(registry, &step.component));
         }
-        let path = dir.join(rel);
-        let text = std::fs::read_to_string(&path).map_err(|e| load_err(&path, e.to_string()))?;
-        let config: Map<String, Value> =
-            serde_json::from_str(&text).map_err(|e| load_err(&path, format!("invalid JSON: {e}")))?;
         steps.push(CompiledStep { id: step.id.clone(), config });
     }
     let summary: Value = std::fs::read_to_string(dir.join("run_summary.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null);
+    // Osiris records the file stem as it is (`orders_etl`); the build path uses its slug.
     let slug = summary
         .get("pipeline_slug")
         .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()))
+        .map(slugify)
+        .or_else(|| dir.parent().and_then(Path::file_name).map(|n| slugify(&n.to_string_lossy())))
         .unwrap_or_else(|| slugify(&manifest.pipeline.id));
-    if !slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(load_err(
-            &dir.join("run_summary.json"),
-            format!("invalid pipeline_slug '{slug}'; compile the pipeline again"),
-        ));
-    }
     Ok(Compiled {
         profile: manifest.meta.profile.clone(),
         compiled_at: summary
@@ -700,6 +706,32 @@ pub fn load_compiled(manifest_path: &Path) -> Result<Compiled, CompileError> {
         pipeline_slug: slug,
         warnings: Vec::new(),
     })
+}
+
+/// A step's `cfg/<id>.json`, relative to the manifest's directory (never outside it).
+fn read_step_cfg(dir: &Path, step_id: &str, cfg_path: &str) -> Result<Map<String, Value>, (PathBuf, String)> {
+    let rel = Path::new(cfg_path);
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err((dir.join("manifest.yaml"), format!("step '{step_id}' has an unsafe cfg_path '{cfg_path}'")));
+    }
+    let path = dir.join(rel);
+    let text = std::fs::read_to_string(&path).map_err(|e| (path.clone(), e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| (path, format!("invalid JSON: {e}")))
+}
+
+/// Gives every manifest step without a `mode` (Osiris writes none) the one its cfg implies.
+fn fill_step_modes(raw: &mut Value, dir: &Path, registry: &Registry) -> Result<(), (PathBuf, String)> {
+    let Some(steps) = raw.get_mut("steps").and_then(Value::as_array_mut) else { return Ok(()) };
+    for step in steps.iter_mut().filter_map(Value::as_object_mut).filter(|s| !s.contains_key("mode")) {
+        let text = |key: &str| step.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (id, cfg_path, component) = (text("id"), text("cfg_path"), text("component"));
+        let cfg = read_step_cfg(dir, &id, &cfg_path)?;
+        let mode = osiris_build::step_mode(&cfg, osiris_build::spec_of(registry, &component)).map_err(|why| {
+            (dir.join(&cfg_path), format!("step '{id}' ({component}): {why}; compile the pipeline again"))
+        })?;
+        step.insert("mode".into(), Value::String(mode.as_str().into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -793,7 +825,7 @@ steps:
             );
         }
         assert_eq!(last_compile_manifest(base.path()).unwrap(), paths.manifest_path);
-        let loaded = load_compiled(&paths.manifest_path).unwrap();
+        let loaded = load_compiled(&paths.manifest_path, &reg).unwrap();
         assert_eq!(loaded.manifest, compiled.manifest);
         assert_eq!(loaded.steps, compiled.steps);
         assert_eq!(loaded.pipeline_slug, compiled.pipeline_slug);
@@ -921,7 +953,7 @@ steps:
         let text = std::fs::read_to_string(&paths.manifest_path).unwrap();
         let edited = text.replace("id: write-a", "id: write-x");
         std::fs::write(&paths.manifest_path, edited).unwrap();
-        assert!(matches!(load_compiled(&paths.manifest_path), Err(CompileError::Load { .. })));
+        assert!(matches!(load_compiled(&paths.manifest_path, &reg), Err(CompileError::Load { .. })));
     }
 
     #[test]
@@ -972,23 +1004,23 @@ steps:
         let paths = write(&compiled, base.path()).unwrap();
         // A forged manifest with a consistent hash is otherwise accepted.
         forge(&paths, &compiled, |_| {});
-        assert!(load_compiled(&paths.manifest_path).is_ok());
+        assert!(load_compiled(&paths.manifest_path, &reg).is_ok());
         for bad in ["../../evil", "..", ".", "", "a\\b", "a/b"] {
             forge(&paths, &compiled, |c| c.manifest.steps[1].id = bad.to_string());
-            let err = load_compiled(&paths.manifest_path).unwrap_err();
+            let err = load_compiled(&paths.manifest_path, &reg).unwrap_err();
             assert!(err.to_string().contains("cannot be used as a file name"), "{bad}: {err}");
         }
         forge(&paths, &compiled, |c| c.manifest.steps[1].id = "extract".into());
-        let err = load_compiled(&paths.manifest_path).unwrap_err();
+        let err = load_compiled(&paths.manifest_path, &reg).unwrap_err();
         assert!(err.to_string().contains("duplicate step id 'extract'"), "{err}");
         forge(&paths, &compiled, |c| c.manifest.meta.profile = "../up".into());
-        let err = load_compiled(&paths.manifest_path).unwrap_err();
+        let err = load_compiled(&paths.manifest_path, &reg).unwrap_err();
         assert!(err.to_string().contains("invalid profile name '../up'"), "{err}");
         forge(&paths, &compiled, |_| {});
         let summary = paths.build_dir.join("run_summary.json");
         let text = std::fs::read_to_string(&summary).unwrap().replace("\"demo-pipeline\"", "\"../../x\"");
         std::fs::write(&summary, text).unwrap();
-        let err = load_compiled(&paths.manifest_path).unwrap_err();
-        assert!(err.to_string().contains("invalid pipeline_slug '../../x'"), "{err}");
+        // Osiris records the raw file stem there; whatever it says becomes a plain path segment.
+        assert_eq!(load_compiled(&paths.manifest_path, &reg).unwrap().pipeline_slug, "x");
     }
 }

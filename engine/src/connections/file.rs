@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::secret_names::is_connection_secret;
+use super::secret_names::{Declared, is_connection_secret};
 use super::{ConnectionDescriptor, ConnectionError, SecretSource, display_path, json_pointer, mask_fields};
 use crate::MASK;
 use crate::yaml::{PathSeg, parse_located};
@@ -375,8 +375,8 @@ impl ConnectionsFile {
     /// Resolves `family` / `alias` (or the default alias; `@family.alias` accepted as alias).
     ///
     /// Which entries are secret — at any depth — is decided by
-    /// [`is_connection_secret`](super::secret_names::is_connection_secret) (`spec_secrets` adds
-    /// component-specific secret names), plus every string that uses a variable a secret uses.
+    /// [`is_connection_secret`](super::secret_names::is_connection_secret) (`declared`: what the
+    /// family's component specs say about field names), plus every string that uses a variable a secret uses.
     /// Non-secret `${VAR}` are substituted into `fields`. A secret written as exactly `${VAR}`
     /// becomes an entry naming `VAR` (which must be set; its value is not read into the
     /// descriptor). Any other secret (a literal, or `${VAR}` mixed with text) is composed here, in
@@ -387,12 +387,12 @@ impl ConnectionsFile {
         &self,
         family: &str,
         alias: Option<&str>,
-        spec_secrets: &[&str],
+        declared: &[Declared],
         env: &dyn SecretSource,
     ) -> Result<ResolvedConnection, ConnectionFileError> {
         let chosen = self.select(family, alias)?;
         let raw = chosen.raw_fields();
-        let secret = secret_pointers(&raw, spec_secrets, env);
+        let secret = secret_pointers(&raw, declared, env);
         let mut resolver = Resolver {
             family,
             alias: &chosen.name,
@@ -418,12 +418,11 @@ impl ConnectionsFile {
     /// `{connections: {family: {alias: {config, env_vars: {VAR: set?}, is_default}}}}`.
     /// Secret entries (the same rule as [`resolve`](Self::resolve), at any depth) are
     /// `***MASKED***` unless written as exactly one `${VAR}`, which is shown as written.
-    /// `spec_secrets(family)` returns component-specific secret names of the family.
-    pub fn list_masked(&self, spec_secrets: &dyn Fn(&str) -> Vec<String>, env: &dyn SecretSource) -> Value {
+    /// `declared(family)` says what the family's component specs declare about field names.
+    pub fn list_masked(&self, declared: &dyn Fn(&str) -> Vec<Declared>, env: &dyn SecretSource) -> Value {
         let mut out = Map::new();
         for (family, aliases) in &self.families {
-            let extra = spec_secrets(family);
-            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            let extra = declared(family);
             let default = self.default_alias(family);
             let mut fam = Map::new();
             for alias in aliases {
@@ -460,9 +459,9 @@ impl Alias {
 /// entries secret by [`is_connection_secret`], then, until nothing changes, every string entry
 /// that uses a `${VAR}` also used inside a secret entry (so `note: "${DB_PASSWORD}"` next to
 /// `password: ${DB_PASSWORD}` is secret too).
-fn secret_pointers(fields: &Map<String, Value>, spec_secrets: &[&str], env: &dyn SecretSource) -> BTreeSet<String> {
+fn secret_pointers(fields: &Map<String, Value>, declared: &[Declared], env: &dyn SecretSource) -> BTreeSet<String> {
     struct Walk<'v, 'a> {
-        spec_secrets: &'a [&'a str],
+        declared: &'a [Declared],
         env: &'a dyn SecretSource,
         secret: BTreeSet<String>,
         secret_vars: BTreeSet<String>,
@@ -472,7 +471,7 @@ fn secret_pointers(fields: &Map<String, Value>, spec_secrets: &[&str], env: &dyn
     impl<'v> Walk<'v, '_> {
         fn walk(&mut self, key: Option<&str>, v: &'v Value, pointer: String) {
             let resolved = v.as_str().map(|s| substitute_env(s, self.env));
-            if is_connection_secret(key, v, resolved.as_deref(), self.spec_secrets.iter().copied()) {
+            if is_connection_secret(key, v, resolved.as_deref(), self.declared) {
                 collect_vars(v, &mut |var| {
                     self.secret_vars.insert(var.to_string());
                 });
@@ -495,7 +494,7 @@ fn secret_pointers(fields: &Map<String, Value>, spec_secrets: &[&str], env: &dyn
             }
         }
     }
-    let mut w = Walk { spec_secrets, env, secret: BTreeSet::new(), secret_vars: BTreeSet::new(), strings: Vec::new() };
+    let mut w = Walk { declared, env, secret: BTreeSet::new(), secret_vars: BTreeSet::new(), strings: Vec::new() };
     for (k, v) in fields {
         w.walk(Some(k), v, json_pointer(&[k]));
     }
@@ -716,7 +715,7 @@ connections:
         assert_eq!(f.resolve("db", Some("zeta"), &[], &env()).unwrap().descriptor.fields["host"], "zeta.local");
         assert_eq!(f.resolve("db", Some("@db.other"), &[], &env()).unwrap().descriptor.alias, "other");
         // Spec secret names extend the list.
-        let r = f.resolve("db", Some("main"), &["user"], &env()).unwrap();
+        let r = f.resolve("db", Some("main"), &[Declared::secret("user")], &env()).unwrap();
         assert!(r.descriptor.secrets.contains_key("/user"));
         assert!(!serde_json::to_string(&r.descriptor).unwrap().contains("admin"));
     }
@@ -833,7 +832,8 @@ connections:
     #[test]
     fn no_secret_at_any_depth_lands_in_fields() {
         let f = ConnectionsFile::parse(TRICKY, None).unwrap();
-        let r = f.resolve("db", Some("main"), &[], &tricky_env()).unwrap();
+        // `primary_key` looks secret by name; the family's spec says it is not.
+        let r = f.resolve("db", Some("main"), &[Declared::not_secret("primary_key")], &tricky_env()).unwrap();
         let d = &r.descriptor;
         let json = serde_json::to_string(d).unwrap();
         for secret in TRICKY_SECRETS {
@@ -911,7 +911,7 @@ connections:
     #[test]
     fn listing_masks_every_secret_not_written_as_one_variable() {
         let f = ConnectionsFile::parse(TRICKY, None).unwrap();
-        let v = f.list_masked(&|_| Vec::new(), &tricky_env());
+        let v = f.list_masked(&|_| vec![Declared::not_secret("primary_key")], &tricky_env());
         let config = &v["connections"]["db"]["main"]["config"];
         let text = v.to_string();
         for secret in TRICKY_SECRETS.iter().chain(["app:"].iter()) {

@@ -214,14 +214,15 @@ pub fn parse_param_decls(value: Option<&Value>) -> Result<BTreeMap<String, Optio
     Ok(out)
 }
 
-/// Turns a file name into the pipeline slug of build and run-log paths, like Osiris's
-/// `TokenRenderer`: lower-case, spaces and `_` become `-`, only `[a-z0-9-]` kept, runs of
-/// separators collapsed, ends stripped. `mysql_to_csv` → `mysql-to-csv`.
+/// Turns a name into a path segment as Osiris's `slugify_token` does (`osiris/core/fs_paths.py`):
+/// lower-case, spaces and `_` become `-`, only `[a-z0-9-]` kept, runs of `-` collapsed, ends
+/// stripped. `mysql_to_csv` → `mysql-to-csv`. Where Osiris would leave an empty segment, this
+/// gives `pipeline`, so that a folder level never disappears.
 pub fn slugify(text: &str) -> String {
     let mut out = String::new();
     for c in text.to_lowercase().chars() {
         let c = match c {
-            ' ' | '_' | '-' | '/' => '-',
+            ' ' | '_' | '-' => '-',
             c if c.is_ascii_lowercase() || c.is_ascii_digit() => c,
             _ => continue,
         };
@@ -290,5 +291,7 @@ steps:
         assert_eq!(slugify("mysql_to_csv"), "mysql-to-csv");
         assert_eq!(slugify("My Pipeline__v2!"), "my-pipeline-v2");
         assert_eq!(slugify("__"), "pipeline");
+        assert_eq!(slugify("a/b - Ünï"), "ab-n");
+        assert_eq!(slugify("orders_export_v2"), "orders-export-v2");
     }
 }
