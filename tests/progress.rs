@@ -134,9 +134,11 @@ fn screen_lines(bytes: &[u8]) -> Vec<String> {
     plain.split(['\n', '\r']).map(str::to_string).collect()
 }
 
-/// The progress display's lines (not the summary's `output:`/`run log:` paths).
+/// The progress display's lines: not the summary's `output:`/`run log:` paths nor the final
+/// `error:`/`hint:` message, printed once the display is done (the terminal may wrap those).
 fn display_lines(lines: &[String]) -> Vec<&String> {
-    lines.iter().filter(|l| !l.trim().is_empty() && !l.contains("run log:") && !l.contains("output:")).collect()
+    let after_the_display = ["run log:", "output:", "error:", "hint:"];
+    lines.iter().filter(|l| !l.trim().is_empty() && !after_the_display.iter().any(|a| l.contains(a))).collect()
 }
 
 #[test]

@@ -64,9 +64,9 @@ fn temp_files(project: &Project) -> Vec<String> {
 /// Waits until the writer has put more than 1 MiB into its temporary file.
 fn wait_for_temp_file(project: &Project) -> String {
     common::wait_until("the writer writes its temporary file", Duration::from_secs(60), || {
-        temp_files(project).iter().any(|name| {
-            std::fs::metadata(project.file(&format!("out/{name}"))).is_ok_and(|m| m.len() > 1 << 20)
-        })
+        temp_files(project)
+            .iter()
+            .any(|name| std::fs::metadata(project.file(&format!("out/{name}"))).is_ok_and(|m| m.len() > 1 << 20))
     });
     temp_files(project).into_iter().next().unwrap()
 }

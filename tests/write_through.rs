@@ -80,15 +80,17 @@ fn dev_null_is_written_through_and_stays_a_device() {
 #[test]
 fn dev_stdout_writes_to_stdout_and_stays_a_symlink() {
     let before = std::fs::read_link("/dev/stdout").unwrap();
-    let project = project_writing_to(&csv_copy("/dev/stdout"));
-    let output = project.run(&["run", "p.yaml"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
-    assert!(stdout.starts_with(&sample_csv()), "the rows come first on stdout: {}", describe(&output));
-    assert!(stdout.contains("Run succeeded"), "then the summary: {}", describe(&output));
-    assert!(std::fs::symlink_metadata("/dev/stdout").unwrap().file_type().is_symlink());
-    assert_eq!(std::fs::read_link("/dev/stdout").unwrap(), before);
-    no_temp_files(Path::new("/dev"));
+    for target in ["local", "process"] {
+        let project = project_writing_to(&csv_copy("/dev/stdout"));
+        let output = project.run(&["run", "p.yaml", "--target", target]);
+        assert!(output.status.success(), "{target}: {}", describe(&output));
+        let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+        assert!(stdout.starts_with(&sample_csv()), "{target}: the rows come first on stdout: {}", describe(&output));
+        assert!(stdout.contains("Run succeeded"), "{target}: then the summary: {}", describe(&output));
+        assert!(std::fs::symlink_metadata("/dev/stdout").unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_link("/dev/stdout").unwrap(), before);
+        no_temp_files(Path::new("/dev"));
+    }
 }
 
 #[test]

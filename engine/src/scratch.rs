@@ -31,8 +31,7 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn create_locked(path: &Path) -> io::Result<File> {
     let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let private =
-        path.with_file_name(format!("{LOCKING_PREFIX}{}-{n}-{}", std::process::id(), name.to_string_lossy()));
+    let private = path.with_file_name(format!("{LOCKING_PREFIX}{}-{n}-{}", std::process::id(), name.to_string_lossy()));
     let file = OpenOptions::new().read(true).write(true).create_new(true).open(&private)?;
     let placed = lock(&file).and_then(|()| {
         if path.exists() {

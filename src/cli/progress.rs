@@ -254,12 +254,7 @@ fn layout(rows: &[StepRow], width: usize) -> Vec<String> {
     let id_w = natural_id.min(room.saturating_sub(fixed)).max(MIN_ID_WIDTH);
     rows.iter()
         .map(|r| {
-            let mut line = format!(
-                "  {:<id_w$}  {:<9}  {:>rows_w$}",
-                shorten(r.id, id_w),
-                r.label(),
-                r.rows_text(),
-            );
+            let mut line = format!("  {:<id_w$}  {:<9}  {:>rows_w$}", shorten(r.id, id_w), r.label(), r.rows_text(),);
             if show_rate {
                 line.push_str(&format!("  {:>12} rows/s", group_thousands(r.rate as u64)));
             }

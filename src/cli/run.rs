@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::compile::{compile_and_write, compile_error};
 use super::progress::{ProgressMode, group_thousands};
-use super::signals::{self, Cancellation, RunWatch};
 use super::project::Project;
+use super::signals::{self, Cancellation, RunWatch};
 use super::{CliError, Outcome, RunArgs, Target};
 
 pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {

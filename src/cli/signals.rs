@@ -58,29 +58,32 @@ impl Cancellation {
 pub struct RunWatch {
     pub steps: Arc<OnceLock<Vec<StepProgress>>>,
     pub cancelled_by: Arc<OnceLock<Cancellation>>,
+    /// The steps that were running when the signal came (they are soon all cancelled).
+    running_when_cancelled: Arc<OnceLock<Vec<String>>>,
 }
 
 impl RunWatch {
+    /// The ids of the steps running now.
+    fn running(&self) -> Vec<String> {
+        let Some(steps) = self.steps.get() else { return Vec::new() };
+        steps.iter().filter(|s| *s.status.borrow() == StepStatus::Running).map(|s| s.step_id.clone()).collect()
+    }
+
+    /// Records the cancelling signal and the steps running at that moment.
+    fn cancel_by(&self, signal: Cancellation) {
+        let _ = self.running_when_cancelled.set(self.running());
+        let _ = self.cancelled_by.set(signal);
+    }
+
     /// `cancelling… (steps: a, b)`: the steps running when the run was cancelled, each id cut to
     /// `max_id` characters when given.
     pub fn cancelling_line(&self, max_id: Option<usize>) -> String {
-        let shorten = |id: &str| match max_id {
-            Some(max) if id.chars().count() > max => {
-                id.chars().take(max.saturating_sub(1)).chain(['…']).collect::<String>()
-            }
-            _ => id.to_string(),
+        let shorten = |id: &String| match max_id {
+            Some(max) if id.chars().count() > max => id.chars().take(max.saturating_sub(1)).chain(['…']).collect(),
+            _ => id.clone(),
         };
-        let running: Vec<String> = self
-            .steps
-            .get()
-            .map(|steps| {
-                steps
-                    .iter()
-                    .filter(|s| *s.status.borrow() == StepStatus::Running)
-                    .map(|s| shorten(&s.step_id))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let running: Vec<String> =
+            self.running_when_cancelled.get().map(|ids| ids.iter().map(shorten).collect()).unwrap_or_default();
         let again = self.cancelled_by.get().map_or("Ctrl-C", |c| c.name());
         let steps = if running.is_empty() { "no step running".to_string() } else { running.join(", ") };
         format!("cancelling… (steps: {steps}); {again} again to abort at once")
@@ -93,9 +96,8 @@ impl RunWatch {
 pub fn install(cancel: CancellationToken, watch: RunWatch, announce: bool) -> Result<(), CliError> {
     let (tx, mut received) = mpsc::unbounded_channel();
     for which in Cancellation::ALL {
-        let mut stream = signal(which.kind()).map_err(|e| {
-            CliError::run_failed(format!("cannot install the {} handler: {e}", which.name()), None)
-        })?;
+        let mut stream = signal(which.kind())
+            .map_err(|e| CliError::run_failed(format!("cannot install the {} handler: {e}", which.name()), None))?;
         let tx = tx.clone();
         tokio::spawn(async move {
             while stream.recv().await.is_some() {
@@ -107,9 +109,12 @@ pub fn install(cancel: CancellationToken, watch: RunWatch, announce: bool) -> Re
     }
     tokio::spawn(async move {
         let Some(first) = received.recv().await else { return };
-        let _ = watch.cancelled_by.set(first);
+        watch.cancel_by(first);
         if announce {
-            super::emit(&mut std::io::stderr(), &format!("\n{} received: {}\n", first.name(), watch.cancelling_line(None)));
+            super::emit(
+                &mut std::io::stderr(),
+                &format!("\n{} received: {}\n", first.name(), watch.cancelling_line(None)),
+            );
         }
         cancel.cancel();
         if let Some(second) = received.recv().await {
