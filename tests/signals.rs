@@ -241,7 +241,7 @@ fn a_sigkilled_runs_temporary_file_is_removed_by_the_next_run() {
     let leftover = wait_for_temp_file(&project);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(temp_files(&project), [leftover.clone()], "SIGKILL leaves the temporary file");
+    assert_eq!(temp_files(&project), std::slice::from_ref(&leftover), "SIGKILL leaves the temporary file");
     small_input(&project);
     let output = project.run(&["run", "p.yaml"]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -253,7 +253,7 @@ fn a_sigkilled_runs_temporary_file_is_removed_by_the_next_run() {
 fn a_running_runs_temporary_file_is_not_removed_by_another_run() {
     let project = Project::new();
     project.write("p.yaml", CSV_TO_CSV);
-    project.write("small.yaml", &CSV_TO_CSV.replace("data/in.csv", "data/small.csv"));
+    project.write("small.yaml", CSV_TO_CSV.replace("data/in.csv", "data/small.csv"));
     project.write("data/small.csv", "id,name,score\n7,z,7.5\n");
     endless_csv_fifo(&project, "data/in.csv");
     let running = spawn_run(&project, &["run", "p.yaml", "--json"], &[]);
