@@ -210,13 +210,17 @@ fn sleepy_project(db: &ScratchDb, seconds: u32) -> Project {
 }
 
 /// The worker processes the sandbox server started for a run, found by their command line.
-fn sandbox_workers() -> Vec<u32> {
+/// The worker processes of `server`'s sandboxes (they run in directories under its root; other
+/// tests' servers run theirs concurrently).
+fn sandbox_workers(server: &LocalSandboxServer) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
         let args: Vec<&str> = cmdline.split('\0').collect();
-        if args.contains(&"worker") && args.contains(&"--prepared") {
+        let ours = std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(server.root.path()))
+            || cmdline.contains(&*server.root.path().to_string_lossy());
+        if args.contains(&"worker") && args.contains(&"--prepared") && ours {
             found.push(pid);
         }
     }
@@ -247,7 +251,7 @@ fn ctrl_c_cancels_the_remote_run_and_kills_the_sandbox() {
     common::wait_until("the worker runs the step", Duration::from_secs(60), || {
         common::step_event_logged(&project, "step_start", "extract")
     });
-    let workers = sandbox_workers();
+    let workers = sandbox_workers(&server);
     assert_eq!(workers.len(), 1, "one worker in the sandbox");
     // The worker's environment: the connection secret and the passed variables, nothing asked
     // for in its command line.
@@ -272,7 +276,9 @@ fn ctrl_c_cancels_the_remote_run_and_kills_the_sandbox() {
     assert_eq!(events.last().unwrap()["status"], "cancelled", "{events:?}");
     assert_status_cancelled(&project);
     assert_eq!(server.sandbox_count(), 0, "the sandbox was killed");
-    common::wait_until("the worker is gone", Duration::from_secs(5), || !sandbox_workers().contains(&workers[0]));
+    common::wait_until("the worker is gone", Duration::from_secs(5), || {
+        !sandbox_workers(&server).contains(&workers[0])
+    });
 }
 
 /// `status.json` of the project's only run says `cancelled`.
