@@ -50,7 +50,9 @@ fn lock(file: &File) -> io::Result<()> {
     match file.try_lock() {
         Ok(()) => Ok(()),
         Err(TryLockError::WouldBlock) => Err(io::Error::other("a fresh scratch file is locked by someone else")),
-        Err(TryLockError::Error(e)) => Err(e),
+        // A file system without locks (some network or FUSE mounts): the file works all the
+        // same; it is just never taken for abandoned, since no lock can be taken on it either.
+        Err(TryLockError::Error(_)) => Ok(()),
     }
 }
 

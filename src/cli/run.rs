@@ -213,7 +213,7 @@ fn execute(
     }));
     let handlers = watch.clone();
     let result = runtime.block_on(async move {
-        signals::install(cancel, handlers, !progress.draws_cancellation())?;
+        signals::install(cancel, handlers, progress.draws_cancellation())?;
         run_prepared(adapter.as_mut(), prepared, ctx).await.map_err(|e| match &e {
             AdapterError::Preflight { message, hint } => {
                 CliError::usage(message.clone(), hint.clone().unwrap_or_else(|| "see docs/remote.md".into()))

@@ -91,9 +91,10 @@ impl RunWatch {
 }
 
 /// Installs the handlers (inside the runtime, before any step starts, so that an early signal
-/// cancels cleanly too). The first signal records itself in `watch`, cancels `cancel` and, when
-/// `announce` (no progress display draws the news), prints the cancelling line on stderr.
-pub fn install(cancel: CancellationToken, watch: RunWatch, announce: bool) -> Result<(), CliError> {
+/// cancels cleanly too). The first signal records itself in `watch`, cancels `cancel` and prints
+/// the cancelling line on stderr, unless `display_draws` it (a live progress display that is
+/// already on screen: its steps are in `watch`).
+pub fn install(cancel: CancellationToken, watch: RunWatch, display_draws: bool) -> Result<(), CliError> {
     let (tx, mut received) = mpsc::unbounded_channel();
     for which in Cancellation::ALL {
         let mut stream = signal(which.kind())
@@ -110,7 +111,7 @@ pub fn install(cancel: CancellationToken, watch: RunWatch, announce: bool) -> Re
     tokio::spawn(async move {
         let Some(first) = received.recv().await else { return };
         watch.cancel_by(first);
-        if announce {
+        if !display_draws || watch.steps.get().is_none() {
             super::emit(
                 &mut std::io::stderr(),
                 &format!("\n{} received: {}\n", first.name(), watch.cancelling_line(None)),
