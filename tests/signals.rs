@@ -274,3 +274,24 @@ fn a_running_runs_temporary_file_is_not_removed_by_another_run() {
     assert_eq!(dir_entries(&project.file("out")), ["big.csv"]);
     assert_eq!(project.read_text("out/big.csv"), "id,name,score\n7,z,7.5\n", "the cancelled run replaced nothing");
 }
+
+#[test]
+fn a_sigkilled_runs_spill_files_are_removed_by_the_next_run() {
+    let project = Project::new();
+    project.write("p.yaml", CSV_TO_CSV);
+    endless_csv_fifo(&project, "data/in.csv");
+    // A budget smaller than one batch: every batch spills.
+    let mut child = spawn_run(&project, &["run", "p.yaml", "--memory-budget", "4KiB"], &[]);
+    let spill_dir = || project.run_dirs().first().map(|d| d.join("spill"));
+    common::wait_until("the run spills", Duration::from_secs(60), || {
+        spill_dir().is_some_and(|d| !dir_entries(&d).is_empty())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_spill = spill_dir().unwrap();
+    assert!(!dir_entries(&killed_spill).is_empty(), "SIGKILL leaves the spill file");
+    small_input(&project);
+    let output = project.run(&["run", "p.yaml"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(!killed_spill.exists(), "the killed run's spill files are removed: {:?}", dir_entries(&killed_spill));
+}

@@ -60,6 +60,8 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         .map_err(|e| prepare_error(&e.to_string(), args.json))?;
 
     let run_dir = create_run_dir(&project, &compiled, &ids, &prepared)?;
+    // Spill files of earlier runs of this pipeline that were killed before they could clean up.
+    osiris_engine::runtime::cache::remove_abandoned_spills(run_dir.path());
     let outputs = output_paths(&project, &prepared);
     let progress = ProgressMode::choose(args.json, args.verbose);
     let cancel = CancellationToken::new();

@@ -562,14 +562,16 @@ fn create_spill_file(path: &Path) -> std::io::Result<File> {
     crate::scratch::create_locked(path)
 }
 
-/// Removes the spill files that crashed runs left in the run directories beside `run_dir` (the
-/// earlier runs of the same pipeline and profile), and their then empty `spill/` directories.
-/// Spill files of runs still going are locked and stay.
+/// Removes the spill files that crashed runs left in the run directories beside `run_dir` (in
+/// the run-log layout, the earlier runs of the same pipeline and profile), and their then empty
+/// `spill/` directories. Only directories that are run logs (they hold `events.jsonl`) are
+/// looked into; spill files of runs still going are locked and stay. The CLI calls it before a
+/// run; an embedding application that keeps run directories side by side may too.
 pub fn remove_abandoned_spills(run_dir: &Path) {
     let Some(Ok(siblings)) = run_dir.parent().map(std::fs::read_dir) else { return };
     for sibling in siblings.flatten() {
         let spill_dir = sibling.path().join("spill");
-        if spill_dir.is_dir() {
+        if spill_dir.is_dir() && sibling.path().join("events.jsonl").is_file() {
             crate::scratch::remove_abandoned(&spill_dir, |name| name.ends_with(".arrows"));
             let _ = std::fs::remove_dir(&spill_dir);
         }

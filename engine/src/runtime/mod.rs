@@ -223,7 +223,6 @@ impl Execution {
     /// Runs every step and reports the outcome. Never panics on driver failures or panics.
     pub async fn run(self) -> RunReport {
         let started = Instant::now();
-        cache::remove_abandoned_spills(&self.env.run_dir);
         let telemetry = self.env.telemetry.clone();
         let meta = &self.prepared.metadata;
         telemetry.event(Event::RunStart {
