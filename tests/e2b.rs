@@ -66,6 +66,35 @@ fn a_run_ships_the_binary_streams_its_log_and_leaves_no_sandbox() {
 }
 
 #[test]
+fn outputs_come_home_through_a_symlink_and_into_a_fifo_without_replacing_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = LocalSandboxServer::start();
+    // A symlink: its target is replaced, the link stays.
+    let project = csv_project("out/latest.csv");
+    project.write("out/data/x.csv", "old contents\n");
+    std::os::unix::fs::symlink("data/x.csv", project.file("out/latest.csv")).unwrap();
+    let output = e2b_run(&project, &server, &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let link = project.file("out/latest.csv");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+    assert_eq!(project.read_text("out/data/x.csv"), ORDERS);
+    // A FIFO on the host: written through to its reader.
+    let project = csv_project("out/pipe.csv");
+    std::fs::create_dir_all(project.file("out")).unwrap();
+    let fifo = project.file("out/pipe.csv");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let output = e2b_run(&project, &server, &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(reader.join().unwrap(), ORDERS);
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO stays a FIFO");
+    assert_eq!(common::dir_entries(&project.file("out")), ["pipe.csv"], "no temporary file");
+}
+
+#[test]
 fn a_sandbox_whose_template_carries_the_binary_gets_no_upload() {
     let template = tempfile::tempdir().unwrap();
     let binary =
@@ -181,13 +210,17 @@ fn sleepy_project(db: &ScratchDb, seconds: u32) -> Project {
 }
 
 /// The worker processes the sandbox server started for a run, found by their command line.
-fn sandbox_workers() -> Vec<u32> {
+/// The worker processes of `server`'s sandboxes (they run in directories under its root; other
+/// tests' servers run theirs concurrently).
+fn sandbox_workers(server: &LocalSandboxServer) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
         let args: Vec<&str> = cmdline.split('\0').collect();
-        if args.contains(&"worker") && args.contains(&"--prepared") {
+        let ours = std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(server.root.path()))
+            || cmdline.contains(&*server.root.path().to_string_lossy());
+        if args.contains(&"worker") && args.contains(&"--prepared") && ours {
             found.push(pid);
         }
     }
@@ -218,7 +251,7 @@ fn ctrl_c_cancels_the_remote_run_and_kills_the_sandbox() {
     common::wait_until("the worker runs the step", Duration::from_secs(60), || {
         common::step_event_logged(&project, "step_start", "extract")
     });
-    let workers = sandbox_workers();
+    let workers = sandbox_workers(&server);
     assert_eq!(workers.len(), 1, "one worker in the sandbox");
     // The worker's environment: the connection secret and the passed variables, nothing asked
     // for in its command line.
@@ -241,8 +274,48 @@ fn ctrl_c_cancels_the_remote_run_and_kills_the_sandbox() {
     assert_eq!(stdout_json(&output)["error_code"], "run.cancelled", "{}", describe(&output));
     let events = jsonl(&project.only_run_dir().join("events.jsonl"));
     assert_eq!(events.last().unwrap()["status"], "cancelled", "{events:?}");
+    assert_status_cancelled(&project);
     assert_eq!(server.sandbox_count(), 0, "the sandbox was killed");
-    common::wait_until("the worker is gone", Duration::from_secs(5), || !sandbox_workers().contains(&workers[0]));
+    common::wait_until("the worker is gone", Duration::from_secs(5), || {
+        !sandbox_workers(&server).contains(&workers[0])
+    });
+}
+
+/// `status.json` of the project's only run says `cancelled`.
+fn assert_status_cancelled(project: &Project) {
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.only_run_dir().join("status.json")).unwrap()).unwrap();
+    assert_eq!((status["status"].as_str(), status["ok"].as_bool()), (Some("cancelled"), Some(false)), "{status}");
+}
+
+#[test]
+fn sigterm_cancels_the_remote_run_like_ctrl_c() {
+    let db = ScratchDb::create(&[]);
+    let server = LocalSandboxServer::start();
+    let project = sleepy_project(&db, 30);
+    let host = spawn_sleepy(&project, &server, &[]);
+    common::wait_until("the worker runs the step", Duration::from_secs(60), || {
+        common::step_event_logged(&project, "step_start", "extract")
+    });
+    let terminated = Instant::now();
+    let status = std::process::Command::new("kill").args(["-TERM", &host.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = host.wait_with_output().unwrap();
+    assert!(terminated.elapsed() < Duration::from_secs(10), "exit took {:?}", terminated.elapsed());
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let result = stdout_json(&output);
+    assert_eq!(result["error_code"], "run.cancelled", "{}", describe(&output));
+    assert!(result["message"].as_str().unwrap().contains("cancelled by SIGTERM"), "{result}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("SIGTERM received: cancelling… (steps: extract"),
+        "{}",
+        describe(&output)
+    );
+    let events = jsonl(&project.only_run_dir().join("events.jsonl"));
+    assert_eq!(events.last().unwrap()["status"], "cancelled", "{events:?}");
+    assert_status_cancelled(&project);
+    assert_eq!(server.sandbox_count(), 0, "the sandbox was killed");
+    assert!(!project.file("out/slow.csv").exists());
 }
 
 #[test]

@@ -79,7 +79,9 @@ impl ProcessAdapter {
             .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var_os(k).map(|v| (k, v))))
             .envs(secret_env(run, ctx))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // The host's stdout: a step writing `/dev/stdout` writes there, as in a local run
+            // (the worker itself prints nothing on stdout in `--ipc` mode).
+            .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         command.spawn().map_err(|e| AdapterError::Worker {

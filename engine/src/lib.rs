@@ -19,6 +19,7 @@ pub mod prepared;
 pub mod registry;
 pub mod runlog;
 pub mod runtime;
+pub mod scratch;
 pub mod spec;
 pub mod telemetry;
 #[cfg(test)]

@@ -122,9 +122,11 @@ pub struct RunStatus {
     pub session_path: String,
     pub session_copied: bool,
     pub events_jsonl_exists: bool,
-    /// `""` on success, else `execution_failed` or `incomplete_steps`.
+    /// `""` on success, else `execution_failed` (a step failed) or `incomplete_steps` (the run
+    /// was cancelled), as in Osiris.
     pub reason: String,
-    /// `success` or `failed`.
+    /// `success`, `failed` (a step failed) or `cancelled` (Ctrl-C, SIGTERM or SIGHUP before every
+    /// step finished), as `run_end`'s `status`.
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<String>,
@@ -154,7 +156,7 @@ impl RunStatus {
             session_copied: true,
             events_jsonl_exists: dir.path().join("events.jsonl").exists(),
             reason: reason.to_string(),
-            status: if ok { "success" } else { "failed" }.to_string(),
+            status: report.outcome().to_string(),
             failed_step: report.failure.as_ref().map(|f| f.step_id.clone()),
             error: report.failure.as_ref().map(|f| format!("{}: {}", f.code, f.message)),
         }

@@ -11,6 +11,7 @@ mod progress;
 mod project;
 mod run;
 mod sandbox;
+mod signals;
 mod worker;
 
 use std::process::ExitCode;

@@ -24,8 +24,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::compile::{compile_and_write, compile_error};
-use super::progress::{ProgressDisplay, group_thousands};
+use super::progress::{ProgressMode, group_thousands};
 use super::project::Project;
+use super::signals::{self, Cancellation, RunWatch};
 use super::{CliError, Outcome, RunArgs, Target};
 
 pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
@@ -59,8 +60,10 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         .map_err(|e| prepare_error(&e.to_string(), args.json))?;
 
     let run_dir = create_run_dir(&project, &compiled, &ids, &prepared)?;
+    // Spill files of earlier runs of this pipeline that were killed before they could clean up.
+    osiris_engine::runtime::cache::remove_abandoned_spills(run_dir.path());
     let outputs = output_paths(&project, &prepared);
-    let show_progress = !args.json && !args.verbose && ProgressDisplay::wanted();
+    let progress = ProgressMode::choose(args.json, args.verbose);
     let cancel = CancellationToken::new();
     let ctx = ExecutionContext {
         run_dir: run_dir.clone(),
@@ -71,9 +74,13 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         on_start: None,
     };
     let adapter = make_adapter(target, registry, &args)?;
-    let result = execute(prepared, ctx, adapter, cancel, show_progress)?;
-    let timing =
-        Timing { compile_seconds, total_seconds: started.elapsed().as_secs_f64(), progress_shown: show_progress };
+    let (result, cancelled_by) = execute(prepared, ctx, adapter, cancel, progress)?;
+    let timing = Timing {
+        compile_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+        progress_shown: progress.draws_steps(),
+        cancelled_by,
+    };
     report(&project, &result, &run_dir, &outputs, &args, &timing)
 }
 
@@ -193,33 +200,22 @@ fn execute(
     mut ctx: ExecutionContext,
     mut adapter: Box<dyn ExecutionAdapter>,
     cancel: CancellationToken,
-    show_progress: bool,
-) -> Result<ExecResult, CliError> {
+    progress: ProgressMode,
+) -> Result<(ExecResult, Option<Cancellation>), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::run_failed(format!("cannot start the async runtime: {e}"), None))?;
+    let watch = RunWatch::default();
     let display = Arc::new(std::sync::Mutex::new(None));
-    if show_progress {
-        let slot = display.clone();
-        ctx.on_start = Some(Box::new(move |steps| {
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ProgressDisplay::start(steps));
-        }));
-    }
+    let (slot, steps) = (display.clone(), watch.clone());
+    ctx.on_start = Some(Box::new(move |progress_steps| {
+        let _ = steps.steps.set(progress_steps.clone());
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = progress.start(progress_steps, steps);
+    }));
+    let handlers = watch.clone();
     let result = runtime.block_on(async move {
-        // Installed before any step starts, so an early Ctrl-C cancels cleanly too.
-        let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(|e| CliError::run_failed(format!("cannot install the Ctrl-C handler: {e}"), None))?;
-        tokio::spawn(async move {
-            if interrupts.recv().await.is_some() {
-                super::emit(&mut std::io::stderr(), "\ninterrupted: cancelling the run… (Ctrl-C again to abort)\n");
-                cancel.cancel();
-            }
-            if interrupts.recv().await.is_some() {
-                super::emit(&mut std::io::stderr(), "aborted\n");
-                std::process::exit(130);
-            }
-        });
+        signals::install(cancel, handlers, progress.draws_cancellation())?;
         run_prepared(adapter.as_mut(), prepared, ctx).await.map_err(|e| match &e {
             AdapterError::Preflight { message, hint } => {
                 CliError::usage(message.clone(), hint.clone().unwrap_or_else(|| "see docs/remote.md".into()))
@@ -228,7 +224,7 @@ fn execute(
         })
     });
     drop(display.lock().unwrap_or_else(|p| p.into_inner()).take());
-    result
+    Ok((result?, watch.cancelled_by.get().copied()))
 }
 
 /// How long the command took, and whether the progress display was on screen.
@@ -236,6 +232,8 @@ struct Timing {
     compile_seconds: f64,
     total_seconds: f64,
     progress_shown: bool,
+    /// The signal that cancelled the run, if one did.
+    cancelled_by: Option<Cancellation>,
 }
 
 fn report(
@@ -271,9 +269,7 @@ fn report(
                 Some(f.step_id.clone()),
                 f.code.clone(),
             ),
-            None => {
-                ("the run was cancelled before all steps completed".to_string(), None, None, "run.cancelled".into())
-            }
+            None => (cancelled_message(run, timing.cancelled_by), None, None, "run.cancelled".into()),
         };
         let json = json!({
             "status": "error", "phase": "execute", "message": message, "hint": hint,
@@ -303,6 +299,17 @@ fn report(
         })));
     }
     Ok(Outcome::text(summary(run, project, run_dir, &written, timing)))
+}
+
+/// `the run was cancelled by SIGTERM; cancelled steps: a, b`.
+fn cancelled_message(run: &osiris_engine::runtime::RunReport, by: Option<Cancellation>) -> String {
+    let by = by.map(|c| format!(" by {}", c.name())).unwrap_or_default();
+    let steps = run.cancelled_steps();
+    if steps.is_empty() {
+        format!("the run was cancelled{by} before all steps completed")
+    } else {
+        format!("the run was cancelled{by} before all steps completed; cancelled steps: {}", steps.join(", "))
+    }
 }
 
 /// The adapter that ran: `status.json`'s `sandbox_id` is the adapter name except for E2B, whose
@@ -338,7 +345,11 @@ fn summary(
             if s.status == StepStatus::Cancelled { "  (cancelled)" } else { "" }
         ));
     }
-    let verdict = if run.succeeded() { "✓ Run succeeded" } else { "✗ Run failed" };
+    let verdict = match run.outcome() {
+        "success" => "✓ Run succeeded",
+        "cancelled" => "✗ Run cancelled",
+        _ => "✗ Run failed",
+    };
     text.push_str(&format!("{verdict} in {:.2}s ({} rows)\n", timing.total_seconds, group_thousands(run.total_rows)));
     for output in written {
         text.push_str(&format!("  output:  {}\n", output["path"].as_str().unwrap_or_default()));

@@ -91,10 +91,12 @@ fn from_file(file: &PathBuf) -> Result<WorkerConnection, CliError> {
     Ok(WorkerConnection { prepared, transport, host: HostWatch::new(CancellationToken::new()) })
 }
 
-/// SIGINT and SIGTERM cancel the run: steps roll back and the report still goes home.
+/// SIGINT, SIGTERM and SIGHUP cancel the run: steps roll back and the report still goes home.
+/// (Ctrl-C and a closed terminal reach the whole process group, the worker included; systemd
+/// and `docker stop` may signal every process of the unit or container.)
 fn cancel_on_signals(cancel: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    for kind in [SignalKind::interrupt(), SignalKind::terminate()] {
+    for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()] {
         let cancel = cancel.clone();
         if let Ok(mut signals) = signal(kind) {
             tokio::spawn(async move {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use osiris_driver_files::atomic::OutputTarget;
 use osiris_engine::prepared::PreparedRun;
 use osiris_engine::telemetry::{Metric, MetricName, Telemetry, Unit};
 use serde_json::{Map, Value, json};
@@ -347,12 +348,7 @@ impl E2bAdapter {
         let Some(layout) = &self.layout else { return Ok(()) };
         for output in run.io_layout.outputs.iter().filter(|o| self.succeeded.contains(&o.step_id)) {
             let remote = format!("{}/{}", layout.base_dir, output.path);
-            let local = ctx.base_dir.join(&output.path);
-            if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|source| AdapterError::RunLog { path: parent.to_path_buf(), source })?;
-            }
-            sandbox.download_file(&remote, &local).await.map_err(remote_err)?;
+            download_output(sandbox, &remote, &ctx.base_dir.join(&output.path)).await?;
         }
         for artifact in &self.artifacts {
             let remote = format!("{}/{artifact}", layout.run_dir);
@@ -365,6 +361,19 @@ impl E2bAdapter {
         }
         Ok(())
     }
+}
+
+/// Brings one output home as a local run's writer would have written it: atomically into a
+/// regular file (a symlink's target), straight through into a FIFO or a device — never replacing
+/// what is not a regular file.
+async fn download_output(sandbox: &Sandbox, remote: &str, local: &Path) -> Result<(), AdapterError> {
+    let output_err = |e: osiris_engine::driver::DriverError| AdapterError::Worker {
+        message: format!("cannot bring the output {} home: {}", local.display(), e.message),
+        hint: e.hint,
+    };
+    let (target, file) = OutputTarget::create(local, true).map_err(output_err)?;
+    sandbox.download_into(remote, tokio::fs::File::from_std(file), local).await.map_err(remote_err)?;
+    target.commit().map_err(output_err)
 }
 
 /// How the worker process ended, as seen through envd.

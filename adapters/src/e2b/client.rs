@@ -677,14 +677,10 @@ impl Sandbox {
     /// Downloads `path` into `local`, streamed: written under a temporary name beside `local` and
     /// renamed once complete, so `local` is never a partial file. Returns the byte count.
     pub async fn download_file(&self, path: &str, local: &Path) -> Result<u64, E2bError> {
-        let url = self.files_url(path);
-        let (response, attempts) =
-            self.send(&url, Replay::Full, || Ok(self.envd_request(Method::GET, url.clone()))).await?;
-        if response.status() != StatusCode::OK {
-            return Err(self.http_error(response, &url, path, attempts).await);
-        }
         let partial = partial_name(local);
-        let written = write_body(response, &partial, &url).await;
+        let io = |source| E2bError::Io { path: partial.clone(), source };
+        let file = tokio::fs::File::create(&partial).await.map_err(io)?;
+        let written = self.download_into(path, file, &partial).await;
         match written {
             Ok(n) => {
                 tokio::fs::rename(&partial, local)
@@ -697,6 +693,18 @@ impl Sandbox {
                 Err(e)
             }
         }
+    }
+
+    /// Streams `path` into `file`, which the caller opened (a temporary file it commits, a FIFO,
+    /// a device); `shown_as` names it in errors. Returns the byte count.
+    pub async fn download_into(&self, path: &str, file: tokio::fs::File, shown_as: &Path) -> Result<u64, E2bError> {
+        let url = self.files_url(path);
+        let (response, attempts) =
+            self.send(&url, Replay::Full, || Ok(self.envd_request(Method::GET, url.clone()))).await?;
+        if response.status() != StatusCode::OK {
+            return Err(self.http_error(response, &url, path, attempts).await);
+        }
+        write_body(response, file, shown_as, &url).await
     }
 
     /// Reads a whole (small) file.
@@ -851,9 +859,8 @@ fn partial_name(local: &Path) -> PathBuf {
     local.with_file_name(format!(".{name}.part-{}", std::process::id()))
 }
 
-async fn write_body(response: Response, partial: &Path, url: &Url) -> Result<u64, E2bError> {
-    let io = |source| E2bError::Io { path: partial.to_path_buf(), source };
-    let mut file = tokio::fs::File::create(partial).await.map_err(io)?;
+async fn write_body(response: Response, mut file: tokio::fs::File, path: &Path, url: &Url) -> Result<u64, E2bError> {
+    let io = |source| E2bError::Io { path: path.to_path_buf(), source };
     let mut body = response.bytes_stream();
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {
@@ -862,7 +869,10 @@ async fn write_body(response: Response, partial: &Path, url: &Url) -> Result<u64
         written += chunk.len() as u64;
     }
     file.flush().await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
+    // Durable before it is renamed into place; a FIFO or a device has nothing to sync.
+    if file.metadata().await.is_ok_and(|m| m.is_file()) {
+        file.sync_all().await.map_err(io)?;
+    }
     Ok(written)
 }
 

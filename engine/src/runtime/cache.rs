@@ -13,12 +13,12 @@
 //! batches spill once the budget is used up.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Cursor, Write};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -162,6 +162,9 @@ struct Shared {
     version: watch::Sender<u64>,
     budget: Arc<MemoryBudget>,
     spill_path: PathBuf,
+    /// Holds the spill file's lock (see [`crate::scratch`]) until the output is gone, so that no
+    /// other run takes the file for a crashed run's leftover while readers still need it.
+    spill_lock: OnceLock<File>,
     high_water: u64,
 }
 
@@ -213,6 +216,7 @@ impl StepOutput {
             version: watch::channel(0).0,
             budget,
             spill_path,
+            spill_lock: OnceLock::new(),
             high_water,
         };
         StepOutput { shared: Arc::new(shared) }
@@ -386,8 +390,8 @@ impl OutputSink {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(io_err)?;
             }
-            let file =
-                OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).map_err(io_err)?;
+            let file = create_spill_file(path).map_err(io_err)?;
+            let _ = self.shared.spill_lock.set(file.try_clone().map_err(io_err)?);
             self.spill = Some((file, 0));
             self.telemetry.event(Event::CacheSpillStart {
                 step_id: self.shared.step_id.clone(),
@@ -546,6 +550,31 @@ impl InputReader {
 
     fn read_spilled(&mut self, offset: u64, len: u64) -> Result<RecordBatch, CacheError> {
         read_spilled(&self.shared, &mut self.spill_file, offset, len)
+    }
+}
+
+/// Creates a spill file, locked as a scratch file. A file of that name left by an earlier run in
+/// the same directory is replaced if no live run holds it.
+fn create_spill_file(path: &Path) -> std::io::Result<File> {
+    if path.exists() && crate::scratch::is_abandoned(path) {
+        std::fs::remove_file(path)?;
+    }
+    crate::scratch::create_locked(path)
+}
+
+/// Removes the spill files that crashed runs left in the run directories beside `run_dir` (in
+/// the run-log layout, the earlier runs of the same pipeline and profile), and their then empty
+/// `spill/` directories. Only directories that are run logs (they hold `events.jsonl`) are
+/// looked into; spill files of runs still going are locked and stay. The CLI calls it before a
+/// run; an embedding application that keeps run directories side by side may too.
+pub fn remove_abandoned_spills(run_dir: &Path) {
+    let Some(Ok(siblings)) = run_dir.parent().map(std::fs::read_dir) else { return };
+    for sibling in siblings.flatten() {
+        let spill_dir = sibling.path().join("spill");
+        if spill_dir.is_dir() && sibling.path().join("events.jsonl").is_file() {
+            crate::scratch::remove_abandoned(&spill_dir, |name| name.ends_with(".arrows"));
+            let _ = std::fs::remove_dir(&spill_dir);
+        }
     }
 }
 

@@ -109,6 +109,26 @@ impl RunReport {
     pub fn succeeded(&self) -> bool {
         self.failure.is_none() && self.steps.iter().all(|s| s.status == StepStatus::Succeeded)
     }
+
+    /// `success`, `failed` (a step failed) or `cancelled` (the run was cancelled — Ctrl-C,
+    /// SIGTERM, SIGHUP — before every step finished, and no step failed): `run_end`'s and
+    /// `status.json`'s `status`.
+    pub fn outcome(&self) -> &'static str {
+        Self::outcome_of(self.failure.is_some(), &self.steps)
+    }
+
+    fn outcome_of(failed: bool, steps: &[StepReport]) -> &'static str {
+        match (failed, steps.iter().all(|s| s.status == StepStatus::Succeeded)) {
+            (true, _) => "failed",
+            (false, true) => "success",
+            (false, false) => "cancelled",
+        }
+    }
+
+    /// The steps that were cancelled, in pipeline order.
+    pub fn cancelled_steps(&self) -> Vec<&str> {
+        self.steps.iter().filter(|s| s.status == StepStatus::Cancelled).map(|s| s.step_id.as_str()).collect()
+    }
 }
 
 /// Live view of a running step, for progress displays.
@@ -330,11 +350,7 @@ impl Execution {
             unit: Unit::Bytes,
         });
         let count = |status| steps.iter().filter(|s| s.status == status).count();
-        let status = match (&failure, count(StepStatus::Succeeded) == steps.len()) {
-            (Some(_), _) => "failed",
-            (None, true) => "success",
-            (None, false) => "cancelled",
-        };
+        let status = RunReport::outcome_of(failure.is_some(), &steps);
         telemetry.event(Event::RunEnd {
             status: status.to_string(),
             duration_seconds,

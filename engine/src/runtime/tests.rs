@@ -559,3 +559,29 @@ async fn a_retained_input_can_be_scanned_repeatedly_without_holding_back_its_pro
     drop(output);
     assert!(!dir.path().join("up.arrows").exists(), "the spill file goes with the output");
 }
+
+#[test]
+fn abandoned_spill_files_of_earlier_runs_are_removed_and_held_ones_kept() {
+    let pipeline_dir = tempfile::tempdir().unwrap();
+    let crashed = pipeline_dir.path().join("run-1/spill");
+    let live = pipeline_dir.path().join("run-2/spill");
+    std::fs::create_dir_all(&crashed).unwrap();
+    std::fs::create_dir_all(&live).unwrap();
+    for run in ["run-1", "run-2"] {
+        std::fs::write(pipeline_dir.path().join(run).join("events.jsonl"), "").unwrap();
+    }
+    // Not a run log: never looked into.
+    let foreign = pipeline_dir.path().join("other-app/spill");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("0-x.arrows"), "not ours").unwrap();
+    // A crashed run's file: its lock went with its process.
+    drop(crate::scratch::create_locked(&crashed.join("0-extract.arrows")).unwrap());
+    let held = crate::scratch::create_locked(&live.join("0-extract.arrows")).unwrap();
+    let this_run = pipeline_dir.path().join("run-3");
+    std::fs::create_dir_all(&this_run).unwrap();
+    cache::remove_abandoned_spills(&this_run);
+    assert!(!crashed.exists(), "the crashed run's spill file and its empty spill/ are gone");
+    assert!(live.join("0-extract.arrows").exists(), "a live run's spill file stays");
+    assert!(foreign.join("0-x.arrows").exists(), "a directory that is not a run log is left alone");
+    drop(held);
+}

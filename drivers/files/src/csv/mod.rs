@@ -176,7 +176,7 @@ impl CsvWriter {
 so NULL and the empty string stay apart as in PostgreSQL's CSV format (only in a one-column file is NULL written as `\"\"` too, since a blank line would be skipped, so it reads back as an empty string); \
 exact decimals, integers and booleans plain, \
 floats as the shortest round-trip text (Python repr style), dates YYYY-MM-DD, timestamps YYYY-MM-DDTHH:MM:SS[.fff] (UTC with Z when zoned), binary as lowercase hex. \
-Columns keep the source order unless sort_columns. The file is written under a temporary name and renamed on success, so a failed run never leaves a truncated file."
+Columns keep the source order unless sort_columns. A regular file is written under a temporary name and renamed on success, so a failed run never leaves a truncated file (a run killed outright leaves the temporary file, which the next run writing the same path removes); a symlink's target is replaced that way and the link stays. A FIFO, a device (/dev/null) or /dev/stdout is written through, never replaced, with no atomicity: its reader sees rows as they come, and a failed run leaves what it wrote."
                 .into(),
             modes: vec![Mode::Write],
             config,

@@ -1,4 +1,5 @@
-//! `filesystem.csv_writer`: writes its single input as CSV, atomically.
+//! `filesystem.csv_writer`: writes its single input as CSV, atomically (or through a FIFO or
+//! device: see [`crate::atomic`]).
 
 use std::io::{BufWriter, Write};
 
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::format::*;
-use crate::atomic::{TempTarget, io_error};
+use crate::atomic::{OutputTarget, io_error};
 use crate::common::{Encoding, invalid, parse_delimiter};
 
 /// How fields are quoted.
@@ -128,7 +129,7 @@ impl Driver for CsvWriterDriver {
         let mut input = io.single_input()?;
         let schema = input.reader.schema().await?;
         let path = crate::common::resolve_data_path(&ctx, &self.opts.path);
-        let (target, file) = TempTarget::create(&path, self.opts.create_dirs)?;
+        let (target, file) = OutputTarget::create(&path, self.opts.create_dirs)?;
         let mut writer = BufWriter::with_capacity(1 << 20, file);
         let mut encoder = CsvEncoder::new(&schema, &self.opts);
         let mut buf = Vec::with_capacity(1 << 16);
@@ -148,8 +149,7 @@ impl Driver for CsvWriterDriver {
             ctx.telemetry.add_rows_written(batch.num_rows() as u64);
             ctx.telemetry.add_bytes_written(buf.len() as u64);
         }
-        let file = writer.into_inner().map_err(|e| io_error(&path, "write", e.error()))?;
-        drop(file);
+        writer.into_inner().map_err(|e| io_error(&path, "write", e.error()))?;
         target.commit()
     }
 }

@@ -78,7 +78,7 @@ impl ParquetWriter {
             version: "0.1.0".into(),
             title: "Write a Parquet file".into(),
             description: "Writes its single input as a Parquet file with the Arrow schema preserved. \
-The file is written under a temporary name and renamed on success, so a failed run never leaves a truncated file."
+A regular file is written under a temporary name and renamed on success, so a failed run never leaves a truncated file (a run killed outright leaves the temporary file, which the next run writing the same path removes); a symlink's target is replaced that way and the link stays. A FIFO, a device (/dev/null) or /dev/stdout is written through, never replaced, with no atomicity: its reader sees rows as they come, and a failed run leaves what it wrote."
                 .into(),
             modes: vec![Mode::Write],
             config: vec![

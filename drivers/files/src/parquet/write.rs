@@ -11,7 +11,7 @@ use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::atomic::TempTarget;
+use crate::atomic::OutputTarget;
 use crate::common::invalid;
 
 #[derive(Debug, Deserialize)]
@@ -98,7 +98,7 @@ impl Driver for ParquetWriterDriver {
             .with_hint("check the upstream step (an empty CSV file has no columns)"));
         }
         let path = crate::common::resolve_data_path(&ctx, &self.opts.path);
-        let (target, file) = TempTarget::create(&path, self.opts.create_dirs)?;
+        let (target, file) = OutputTarget::create(&path, self.opts.create_dirs)?;
         let props = WriterProperties::builder()
             .set_compression(self.opts.compression)
             .set_max_row_group_row_count(Some(self.opts.row_group_size))
@@ -127,10 +127,12 @@ impl Driver for ParquetWriterDriver {
             ctx.telemetry.add_rows_written(rows);
         }
         let p = path.clone();
-        tokio::task::spawn_blocking(move || writer.close().map_err(|e| parquet_error(&p, e)))
-            .await
-            .map_err(|e| DriverError::new("write.internal_error", format!("writer thread failed: {e}")))??;
-        let bytes = std::fs::metadata(target.temp_path()).map(|m| m.len()).unwrap_or(0);
+        let bytes = tokio::task::spawn_blocking(move || {
+            writer.finish().map_err(|e| parquet_error(&p, e))?;
+            Ok::<_, DriverError>(writer.bytes_written() as u64)
+        })
+        .await
+        .map_err(|e| DriverError::new("write.internal_error", format!("writer thread failed: {e}")))??;
         target.commit()?;
         ctx.telemetry.add_bytes_written(bytes);
         Ok(())
