@@ -38,6 +38,17 @@ pub trait Component: Send + Sync + 'static {
     ) -> Option<BoxFuture<'a, Result<(), DriverError>>> {
         None
     }
+
+    /// [`Component::check_connection`], also returning what the check learnt for the doctor's
+    /// report (for MySQL: the TLS version and cipher); a `summary` string, when present, replaces
+    /// the plain "ok" of a successful check.
+    fn check_connection_details<'a>(
+        &'a self,
+        connection: &'a BoundConnection,
+    ) -> Option<BoxFuture<'a, Result<Map<String, Value>, DriverError>>> {
+        let check = self.check_connection(connection)?;
+        Some(Box::pin(async move { check.await.map(|()| Map::new()) }))
+    }
 }
 
 /// Registry errors.

@@ -34,7 +34,7 @@ use osiris_engine::telemetry::Event;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::errors::{connect_timeout, map_error, map_write_error};
+use crate::errors::map_write_error;
 use crate::extract::quote_ident;
 use crate::session::{Overrides, Target};
 use crate::session::{connection_config_fields, connection_spec};
@@ -42,7 +42,6 @@ use encode::{RowPrinter, check_type};
 
 pub const WRITER_NAME: &str = "mysql.writer";
 
-const CONNECT_TIMEOUT_SECS: u64 = 30;
 /// How long cleanup after a failure (rollback, dropping the staging table) may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_BATCH_SIZE: u64 = 1000;
@@ -612,15 +611,10 @@ impl Job<'_> {
     }
 
     async fn connect(&mut self) -> Result<(), DriverError> {
-        let connect =
-            tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS), Conn::new(self.t.opts(&SESSION_INIT)));
         let conn = tokio::select! {
             biased;
             () = self.ctx.cancel.cancelled() => return Err(DriverError::cancelled()),
-            r = connect => match r {
-                Err(_) => return Err(connect_timeout(&self.t.w, CONNECT_TIMEOUT_SECS)),
-                Ok(r) => r.map_err(|e| map_error(e, &self.t.w, true))?,
-            },
+            r = self.t.connect_async(&SESSION_INIT) => r?,
         };
         self.conn_id = conn.id();
         self.conn = Some(conn);
@@ -1273,23 +1267,23 @@ impl Job<'_> {
             return err;
         }
         let id = self.conn_id;
-        let opts = self.t.opts(&SESSION_INIT);
+        let target = self.t;
         let fresh = tokio::time::timeout(CLEANUP_TIMEOUT, async {
-            let mut c = Conn::new(opts).await?;
+            let mut c = target.connect_async(&SESSION_INIT).await.map_err(|e| e.message)?;
             if id != 0 {
                 // Fails harmlessly when the server already ended that connection.
                 let _ = c.query_drop(format!("KILL CONNECTION {id}")).await;
             }
             if let Some(stage) = &stage {
-                c.query_drop(format!("DROP TABLE IF EXISTS {stage}")).await?;
+                c.query_drop(format!("DROP TABLE IF EXISTS {stage}")).await.map_err(|e| e.to_string())?;
             }
             let _ = c.disconnect().await;
-            Ok::<_, mysql_async::Error>(())
+            Ok::<_, String>(())
         })
         .await;
         let problem = match fresh {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(e)) => Some(e),
             Err(_) => Some(format!("no answer within {} s", CLEANUP_TIMEOUT.as_secs())),
         };
         if let (Some(problem), Some(stage)) = (problem, &stage) {
