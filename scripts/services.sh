@@ -3,7 +3,9 @@
 # a MariaDB server on 127.0.0.1:3306 with a test account
 #   user osiris_test, password osiris_test, all privileges on databases named osiris%
 #   user osiris_secret_probe (a recognisable password), SELECT on them, for the secrets tests
-# (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server).
+# (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server), and then
+# the TLS instances of tests/mysql_tls.rs (scripts/mysql_tls_services.sh: 3307 with TLS, 3308
+# with require_secure_transport=ON, certificates generated with openssl).
 # Usage: bash scripts/services.sh          (needs root to install or start MariaDB)
 set -euo pipefail
 
@@ -18,7 +20,10 @@ account_works() {
 }
 server_answers() { mariadb-admin -h "$host" -P "$port" ping >/dev/null 2>&1 || mariadb -u root -e 'SELECT 1' >/dev/null 2>&1; }
 
+tls_instances() { bash "$(dirname "$0")/mysql_tls_services.sh"; }
+
 if command -v mariadb >/dev/null 2>&1 && account_works; then
+  tls_instances
   exit 0
 fi
 if [ "$host" != "127.0.0.1" ] && [ "$host" != "localhost" ]; then
@@ -61,3 +66,4 @@ GRANT SELECT ON \`osiris%\`.* TO 'osiris_secret_probe'@'127.0.0.1';
 SQL
 account_works || { echo "error: the MariaDB test account does not work" >&2; exit 1; }
 echo "MariaDB ready on $host:$port (user $user)" >&2
+tls_instances

@@ -189,6 +189,22 @@ fn describe(failure: Failure<'_>, w: &Where, connecting: bool) -> DriverError {
             w.connection
         )),
         Failure::Server { code, state, message } => match code {
+            // MariaDB refuses a plaintext login to a server with require_secure_transport=ON
+            // with this same "access denied": say so when the login was not encrypted on purpose.
+            code::ER_ACCESS_DENIED_ERROR if w.ssl_mode == SslMode::Disabled => DriverError::new(
+                "connection.auth_failed",
+                format!(
+                    "{prefix}: MySQL rejected user '{}' at {}:{}: {message}; the connection was not encrypted \
+                     (ssl_mode DISABLED), and a server that requires secure transport rejects such logins with \
+                     this same error",
+                    w.user, w.host, w.port
+                ),
+            )
+            .with_hint(format!(
+                "enable TLS: set `ssl_mode: REQUIRED` on {} in osiris_connections.yaml (or VERIFY_CA with \
+                 `ssl_ca`); if the server accepts plaintext, check `user` and the password",
+                w.connection
+            )),
             code::ER_ACCESS_DENIED_ERROR | code::ER_ACCESS_DENIED_NO_PASSWORD_ERROR => DriverError::new(
                 "connection.auth_failed",
                 format!("{prefix}: MySQL rejected user '{}' at {}:{}: {message}", w.user, w.host, w.port),
