@@ -91,6 +91,38 @@ pub fn read_timeout(w: &Where, doing: &str) -> DriverError {
     ))
 }
 
+/// The marker inside the mysql_async error of a statement that saw no byte for `read_timeout`
+/// (see [`within`]); [`map_error`] and [`map_write_error`] turn it into `connection.timeout`.
+#[derive(Debug)]
+pub struct Stalled;
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no data from the server within read_timeout")
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+/// The mysql_async error of a stall: an I/O error, so the connection counts as unusable.
+pub fn stalled() -> mysql_async::Error {
+    mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, Stalled)))
+}
+
+fn is_stalled(err: &mysql_async::Error) -> bool {
+    matches!(err, mysql_async::Error::Io(mysql_async::IoError::Io(e))
+        if e.get_ref().is_some_and(|inner| inner.is::<Stalled>()))
+}
+
+/// Runs one mysql_async exchange with `limit` (`read_timeout`) as the longest wait for its answer.
+/// mysql_async has no read timeout of its own.
+pub async fn within<T>(
+    limit: Duration,
+    exchange: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, mysql_async::Error> {
+    tokio::time::timeout(limit, exchange).await.unwrap_or_else(|_| Err(stalled()))
+}
+
 /// What went wrong, whichever client (mysql_async or the lean [`crate::wire`] client) saw it.
 enum Failure<'a> {
     Server { code: u16, state: &'a str, message: &'a str },
@@ -117,6 +149,10 @@ fn tls_detail(err: &mysql_async::Error) -> Option<String> {
 
 /// Maps a mysql_async error of connecting (`connecting = true`) or of running a statement.
 pub fn map_error(err: mysql_async::Error, w: &Where, connecting: bool) -> DriverError {
+    if is_stalled(&err) {
+        return read_timeout(w, if connecting { "connecting" } else { "running the query or reading its rows" })
+            .with_source(err);
+    }
     let tls = tls_detail(&err);
     let failure = match &err {
         mysql_async::Error::Server(e) => Failure::Server { code: e.code, state: &e.state, message: &e.message },
@@ -246,7 +282,9 @@ fn describe(failure: Failure<'_>, w: &Where, connecting: bool) -> DriverError {
                     w.connection
                 ))
         }
-        Failure::Timeout => read_timeout(w, if connecting { "connecting" } else { "waiting for the result" }),
+        Failure::Timeout => {
+            read_timeout(w, if connecting { "connecting" } else { "running the query or reading its rows" })
+        }
         Failure::Tls(detail) => tls_failed(w, &prefix, &detail),
         Failure::NoTls => DriverError::new(
             "connection.tls",
@@ -303,6 +341,9 @@ fn tls_failed(w: &Where, prefix: &str, detail: &str) -> DriverError {
 /// `write.permission_denied`, any other server error `write.failed` (saying `what` failed), and
 /// a lost connection `connection.network` (as [`map_error`] does).
 pub fn map_write_error(err: mysql_async::Error, w: &Where, what: &str) -> DriverError {
+    if is_stalled(&err) {
+        return read_timeout(w, what).with_source(err);
+    }
     let prefix = format!("step '{}' ({})", w.step, w.connection);
     let mysql_async::Error::Server(e) = &err else {
         return map_error(err, w, false);

@@ -34,7 +34,7 @@ use osiris_engine::telemetry::Event;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::errors::map_write_error;
+use crate::errors::{map_write_error, stalled, within};
 use crate::extract::quote_ident;
 use crate::session::{Overrides, Target};
 use crate::session::{connection_config_fields, connection_spec};
@@ -497,12 +497,13 @@ async fn send_statements(
     telemetry: osiris_engine::telemetry::StepTelemetry,
     echo: Option<(String, String)>,
     table: String,
+    read_timeout: Duration,
 ) -> Sent {
     while let Some(s) = rx.recv().await {
         if let Some((step, connection)) = &echo {
             tracing::info!(step = %step, connection = %connection, sql = %first_line(&s.sql), rows = s.rows, bytes = s.sql.len(), "mysql.writer");
         }
-        match conn.query_drop(s.sql.as_slice()).await {
+        match within(read_timeout, conn.query_drop(s.sql.as_slice())).await {
             Ok(()) => {
                 telemetry.add_rows_written(s.rows as u64);
                 telemetry.add_bytes_written(s.sql.len() as u64);
@@ -530,8 +531,11 @@ async fn send_load(
     table: String,
     sql: String,
     piece: usize,
+    read_timeout: Duration,
 ) -> Sent {
     use futures::StreamExt;
+    let activity = Activity::new();
+    let seen = activity.clone();
     if let Some((step, connection)) = &echo {
         tracing::info!(step = %step, connection = %connection, sql = %sql, "mysql.writer");
     }
@@ -539,8 +543,13 @@ async fn send_load(
     conn.set_infile_handler(async move {
         let chunks = futures::stream::unfold(rx, move |mut rx| {
             let telemetry = telemetry.clone();
+            let seen = seen.clone();
             async move {
-                let s = rx.recv().await?;
+                // Waiting for the input is not a stall of the server.
+                seen.waiting_for_input();
+                let s = rx.recv().await;
+                seen.active();
+                let s = s?;
                 telemetry.add_rows_written(s.rows as u64);
                 telemetry.add_bytes_written(s.sql.len() as u64);
                 let pieces: Vec<Vec<u8>> =
@@ -551,14 +560,18 @@ async fn send_load(
         Ok(chunks.flatten().boxed())
     });
     let what = format!("loading the input into {table}");
-    if let Err(err) = conn.query_drop(sql.as_str()).await {
+    let loaded = tokio::select! {
+        r = conn.query_drop(sql.as_str()) => r,
+        () = activity.stall(read_timeout) => Err(stalled()),
+    };
+    if let Err(err) = loaded {
         let usable = matches!(err, mysql_async::Error::Server(_));
         return Sent::Failed { conn: usable.then_some(conn), err, what };
     }
     if conn.get_warnings() == 0 {
         return Sent::Done(conn);
     }
-    let shown: Result<Vec<(String, u32, String)>, _> = conn.query("SHOW WARNINGS LIMIT 10").await;
+    let shown: Result<Vec<(String, u32, String)>, _> = within(read_timeout, conn.query("SHOW WARNINGS LIMIT 10")).await;
     match shown {
         Err(err) => {
             let usable = matches!(err, mysql_async::Error::Server(_));
@@ -571,6 +584,43 @@ async fn send_load(
                 .map(|(_, code, message)| format!("{message} (warning {code})"))
                 .collect();
             if bad.is_empty() { Sent::Done(conn) } else { Sent::Rejected { conn, warnings: bad.join("; ") } }
+        }
+    }
+}
+
+/// When a `LOAD DATA LOCAL` stream last moved: a chunk went to the server, or it waits for input.
+#[derive(Clone)]
+struct Activity {
+    started: std::time::Instant,
+    /// Milliseconds since `started` of the last move; `u64::MAX` while waiting for the input.
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { started: std::time::Instant::now(), last: Default::default() }
+    }
+
+    fn active(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn waiting_for_input(&self) {
+        self.last.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing moved for `limit` (never while the stream waits for its input).
+    async fn stall(&self, limit: Duration) {
+        let tick = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let limit_ms = limit.as_millis() as u64;
+        loop {
+            tokio::time::sleep(tick).await;
+            let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+            let now = self.started.elapsed().as_millis() as u64;
+            if last != u64::MAX && now.saturating_sub(last) >= limit_ms {
+                return;
+            }
         }
     }
 }
@@ -631,8 +681,9 @@ impl Job<'_> {
         if self.opts.echo {
             tracing::info!(step = %self.t.w.step, connection = %self.t.w.connection, sql = %first_line(sql), "mysql.writer");
         }
+        let limit = self.t.read_timeout;
         let conn = self.conn.as_mut().expect("connected before running statements");
-        conn.query_drop(sql).await.map_err(|e| {
+        within(limit, conn.query_drop(sql)).await.map_err(|e| {
             if !matches!(e, mysql_async::Error::Server(_)) {
                 self.interrupted = true;
             }
@@ -646,11 +697,12 @@ impl Job<'_> {
             tracing::info!(step = %self.t.w.step, connection = %self.t.w.connection, sql = %first_line(sql), bytes = sql.len(), "mysql.writer");
         }
         let cancel = self.ctx.cancel.clone();
+        let limit = self.t.read_timeout;
         let conn = self.conn.as_mut().expect("connected before running statements");
         let outcome = tokio::select! {
             biased;
             () = cancel.cancelled() => None,
-            r = conn.query_drop(sql) => Some(r),
+            r = within(limit, conn.query_drop(sql)) => Some(r),
         };
         match outcome {
             None => {
@@ -684,12 +736,12 @@ impl Job<'_> {
     async fn run(&mut self, input: &mut StepInput) -> Result<(), DriverError> {
         self.connect().await?;
         // The literals rely on NO_BACKSLASH_ESCAPES; make sure the session has it.
-        let (sql_mode, max_packet, local_infile): (String, u64, i64) = self
-            .conn()
-            .query_first("SELECT @@SESSION.sql_mode, @@max_allowed_packet, @@local_infile")
-            .await
-            .map_err(|e| map_write_error(e, &self.t.w, "reading the session settings"))?
-            .unwrap_or_default();
+        let limit = self.t.read_timeout;
+        let (sql_mode, max_packet, local_infile): (String, u64, i64) =
+            within(limit, self.conn().query_first("SELECT @@SESSION.sql_mode, @@max_allowed_packet, @@local_infile"))
+                .await
+                .map_err(|e| map_write_error(e, &self.t.w, "reading the session settings"))?
+                .unwrap_or_default();
         self.local_infile = local_infile != 0;
         if !sql_mode.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES") {
             return Err(DriverError::new(
@@ -839,11 +891,14 @@ impl Job<'_> {
         let sql = format!("SELECT * FROM {target} LIMIT 0");
         let w = self.t.w.clone();
         let table_name = self.display_table();
+        let limit = self.t.read_timeout;
         let conn = self.conn();
-        match conn.query_iter(sql).await {
+        match within(limit, conn.query_iter(sql)).await {
             Ok(result) => {
                 let names = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
-                result.drop_result().await.map_err(|e| map_write_error(e, &w, "reading the table's columns"))?;
+                within(limit, result.drop_result())
+                    .await
+                    .map_err(|e| map_write_error(e, &w, "reading the table's columns"))?;
                 Ok(Some(names))
             }
             Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(None),
@@ -881,9 +936,8 @@ impl Job<'_> {
     /// Upsert needs a PRIMARY or UNIQUE key on exactly the `primary_key` columns.
     async fn check_unique_key(&mut self, target: &str) -> Result<(), DriverError> {
         let w = self.t.w.clone();
-        let rows: Vec<mysql_async::Row> = self
-            .conn()
-            .query(format!("SHOW INDEX FROM {target}"))
+        let limit = self.t.read_timeout;
+        let rows: Vec<mysql_async::Row> = within(limit, self.conn().query(format!("SHOW INDEX FROM {target}")))
             .await
             .map_err(|e| map_write_error(e, &w, "reading the table's keys"))?;
         let mut unique: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -1014,9 +1068,9 @@ impl Job<'_> {
         let mut sender = if use_load {
             let sql = self.load_statement(into, names, input_types);
             let piece = hard_cap.min(4 << 20);
-            tokio::spawn(send_load(conn, rx, telemetry, echo, self.display_table(), sql, piece))
+            tokio::spawn(send_load(conn, rx, telemetry, echo, self.display_table(), sql, piece, self.t.read_timeout))
         } else {
-            tokio::spawn(send_statements(conn, rx, telemetry, echo, self.display_table()))
+            tokio::spawn(send_statements(conn, rx, telemetry, echo, self.display_table(), self.t.read_timeout))
         };
         let stop = self.print_statements(input, into, names, hard_cap, use_load, &tx).await;
         drop(tx);
