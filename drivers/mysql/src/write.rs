@@ -2,7 +2,8 @@
 //!
 //! - `append`: every row in one transaction (optionally after `DELETE FROM` the table in the
 //!   same transaction, `truncate_before`); any failure rolls it back.
-//! - `replace`: rows go into a staging table (`<table>__osiris_stage_<hex>`, `LIKE` the target),
+//! - `replace`: rows go into a staging table (`<table>__osiris_stage_<run>`, `LIKE` the target; see
+//!   `side_tables.rs` for how one left by a killed run is dropped by the next),
 //!   then `RENAME TABLE target TO old, stage TO target` swaps it in with one statement and the old
 //!   table is dropped. A failure or cancellation drops the staging table; the target is untouched.
 //! - `upsert`: `INSERT … ON DUPLICATE KEY UPDATE c = VALUES(c)` in one transaction, after checking
@@ -19,8 +20,8 @@
 
 pub mod ddl;
 pub mod encode;
+pub mod side_tables;
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use arrow_schema::{DataType, SchemaRef};
@@ -418,6 +419,7 @@ impl Driver for MysqlWriterDriver {
             interrupted: false,
             in_tx: false,
             stage: None,
+            tag: side_tables::new_tag(),
             done: false,
             ddl: Vec::new(),
             local_infile: false,
@@ -450,6 +452,8 @@ struct Job<'a> {
     in_tx: bool,
     /// The staging table (qualified), to drop unless it was renamed into place.
     stage: Option<String>,
+    /// The run tag of this write's side tables (see [`side_tables`]).
+    tag: String,
     /// The rows are in place (committed / renamed); later failures must not undo anything.
     done: bool,
     /// DDL statements run, for `ddl_plan.sql`.
@@ -625,22 +629,6 @@ impl Activity {
     }
 }
 
-/// A random hex tag for side table names.
-fn random_tag() -> String {
-    let mut h = std::hash::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    format!("{:08x}", h.finish() as u32)
-}
-
-/// `<table>__osiris_<tag>_<hex>`, shortened to MySQL's 64-character identifier limit.
-fn side_name(table: &str, tag: &str) -> String {
-    let suffix = format!("__osiris_{tag}_{}", random_tag());
-    let keep = 64usize.saturating_sub(suffix.chars().count());
-    let prefix: String = table.chars().take(keep).collect();
-    format!("{prefix}{suffix}")
-}
-
 fn first_line(sql: &[u8]) -> String {
     let end = sql.iter().take(300).position(|&b| b == b'\n').unwrap_or(sql.len().min(300));
     String::from_utf8_lossy(&sql[..end]).into_owned()
@@ -779,7 +767,8 @@ impl Job<'_> {
                     .with_hint("create the table first, fix `table`/`schema`, or set `create_if_missing: true`"));
                 }
                 self.check_keys_in_input(&schema)?;
-                let stage = self.opts.qualified(&side_name(&self.opts.table, "stage"));
+                self.prepare_side_tables().await?;
+                let stage = self.side_table("stage");
                 let ddl = ddl::create_table(&stage, &schema, &self.opts.keys).map_err(|e| {
                     DriverError::new(
                         "write.schema_mismatch",
@@ -799,8 +788,9 @@ impl Job<'_> {
                 self.check_columns(&schema, &columns)?;
                 match self.opts.mode {
                     WriteMode::Replace => {
-                        let stage = self.opts.qualified(&side_name(&self.opts.table, "stage"));
-                        let old = self.opts.qualified(&side_name(&self.opts.table, "old"));
+                        self.prepare_side_tables().await?;
+                        let stage = self.side_table("stage");
+                        let old = self.side_table("old");
                         self.stage = Some(stage.clone());
                         self.ddl(format!("CREATE TABLE {stage} LIKE {target}"), "creating the staging table").await?;
                         self.load(input, &stage, &schema, hard_cap).await?;
@@ -833,6 +823,50 @@ impl Job<'_> {
     }
 
     /// Column names unique (case-insensitively, like MySQL), types writable.
+    /// The qualified name of this write's `kind` side table.
+    fn side_table(&self, kind: &str) -> String {
+        self.opts.qualified(&side_tables::name(&self.opts.table, kind, &self.tag))
+    }
+
+    /// Before the first side table: drops the side tables of earlier writes of this table that
+    /// are over (a killed process, a lost server), then takes this write's lock so that no other
+    /// writer takes its side tables for stale.
+    async fn prepare_side_tables(&mut self) -> Result<(), DriverError> {
+        let limit = self.t.read_timeout;
+        let schema = self.opts.schema.clone().unwrap_or_else(|| self.t.w.database.clone());
+        let table = self.opts.table.clone();
+        match side_tables::drop_stale(self.conn(), &schema, &table, limit).await {
+            Ok(dropped) => {
+                for name in dropped {
+                    tracing::warn!(step = %self.t.w.step, table = %name, "mysql.writer: dropped a staging table left by an earlier write that did not finish");
+                }
+            }
+            Err(e @ mysql_async::Error::Server(_)) => {
+                // Not being able to look (privileges) must not stop the write.
+                tracing::warn!(step = %self.t.w.step, error = %e, "mysql.writer: cannot look for staging tables left by earlier writes");
+            }
+            Err(e) => {
+                self.interrupted = true;
+                return Err(map_write_error(e, &self.t.w, "looking for staging tables left by earlier writes"));
+            }
+        }
+        let tag = self.tag.clone();
+        match side_tables::claim(self.conn(), &tag, limit).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DriverError::new(
+                "write.failed",
+                format!("{}: the server lock {} is taken", self.prefix(), side_tables::lock_name(&tag)),
+            )
+            .with_hint("run the step again")),
+            Err(e) => {
+                if !matches!(e, mysql_async::Error::Server(_)) {
+                    self.interrupted = true;
+                }
+                Err(map_write_error(e, &self.t.w, "taking the staging lock"))
+            }
+        }
+    }
+
     fn check_input(&self, schema: &SchemaRef) -> Result<(), DriverError> {
         let mismatch = |msg: String| DriverError::new("write.schema_mismatch", format!("{}: {msg}", self.prefix()));
         if schema.fields().is_empty() {
@@ -1349,21 +1383,5 @@ impl Job<'_> {
             });
         }
         err
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn side_names_fit_mysql_identifiers() {
-        let long = "é".repeat(80);
-        let name = side_name(&long, "stage");
-        assert_eq!(name.chars().count(), 64);
-        assert!(name.contains("__osiris_stage_"));
-        let short = side_name("orders", "old");
-        assert!(short.starts_with("orders__osiris_old_") && short.len() == "orders__osiris_old_".len() + 8);
-        assert_ne!(side_name("t", "stage"), side_name("t", "stage"));
     }
 }
