@@ -494,15 +494,19 @@ enum Sent {
     Rejected { conn: Conn, warnings: String },
 }
 
-/// Runs the statements it receives, in order, on `conn`; stops at the first failure.
-async fn send_statements(
-    mut conn: Conn,
-    mut rx: tokio::sync::mpsc::Receiver<Statement>,
+/// What the sender task needs besides its connection and its statements.
+struct Sender {
     telemetry: osiris_engine::telemetry::StepTelemetry,
+    /// (step, connection) when `echo` is on.
     echo: Option<(String, String)>,
+    /// The table, for messages.
     table: String,
     read_timeout: Duration,
-) -> Sent {
+}
+
+/// Runs the statements it receives, in order, on `conn`; stops at the first failure.
+async fn send_statements(mut conn: Conn, mut rx: tokio::sync::mpsc::Receiver<Statement>, sender: Sender) -> Sent {
+    let Sender { telemetry, echo, table, read_timeout } = sender;
     while let Some(s) = rx.recv().await {
         if let Some((step, connection)) = &echo {
             tracing::info!(step = %step, connection = %connection, sql = %first_line(&s.sql), rows = s.rows, bytes = s.sql.len(), "mysql.writer");
@@ -530,14 +534,12 @@ async fn send_statements(
 async fn send_load(
     mut conn: Conn,
     rx: tokio::sync::mpsc::Receiver<Statement>,
-    telemetry: osiris_engine::telemetry::StepTelemetry,
-    echo: Option<(String, String)>,
-    table: String,
+    sender: Sender,
     sql: String,
     piece: usize,
-    read_timeout: Duration,
 ) -> Sent {
     use futures::StreamExt;
+    let Sender { telemetry, echo, table, read_timeout } = sender;
     let activity = Activity::new();
     let seen = activity.clone();
     if let Some((step, connection)) = &echo {
@@ -1097,14 +1099,18 @@ impl Job<'_> {
         };
         let conn = self.conn.take().expect("connected before loading");
         let (tx, rx) = tokio::sync::mpsc::channel::<Statement>(1);
-        let echo = self.opts.echo.then(|| (self.t.w.step.clone(), self.t.w.connection.clone()));
-        let telemetry = self.ctx.telemetry.clone();
+        let context = Sender {
+            telemetry: self.ctx.telemetry.clone(),
+            echo: self.opts.echo.then(|| (self.t.w.step.clone(), self.t.w.connection.clone())),
+            table: self.display_table(),
+            read_timeout: self.t.read_timeout,
+        };
         let mut sender = if use_load {
             let sql = self.load_statement(into, names, input_types);
             let piece = hard_cap.min(4 << 20);
-            tokio::spawn(send_load(conn, rx, telemetry, echo, self.display_table(), sql, piece, self.t.read_timeout))
+            tokio::spawn(send_load(conn, rx, context, sql, piece))
         } else {
-            tokio::spawn(send_statements(conn, rx, telemetry, echo, self.display_table(), self.t.read_timeout))
+            tokio::spawn(send_statements(conn, rx, context))
         };
         let stop = self.print_statements(input, into, names, hard_cap, use_load, &tx).await;
         drop(tx);
