@@ -100,6 +100,11 @@ SQL
 }
 
 # Sockets, pid files and logs: written by mariadbd as user mysql.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "installing openssl (the CLI generates the test certificates)…" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
 mkdir -p "$dir/run"
 chown mysql:mysql "$dir/run"
 make_certs
