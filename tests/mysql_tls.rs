@@ -270,20 +270,33 @@ fn a_client_certificate_logs_in_an_account_that_requires_one() {
 #[test]
 fn bad_tls_options_name_the_connection_and_what_is_allowed() {
     let bad_mode = TlsConnection::new("bad", "127.0.0.1", tls_port(), "mysql").with("ssl_mode", "sometimes");
+    let bad_timeout = TlsConnection::new("slow", "127.0.0.1", tls_port(), "mysql").with("read_timeout", "soon");
     let half = TlsConnection::new("half", "127.0.0.1", tls_port(), "mysql").with("ssl_cert", cert("client-cert.pem"));
     let missing = TlsConnection::new("missing", "127.0.0.1", tls_port(), "mysql")
         .with("ssl_mode", "VERIFY_CA")
         .with("ssl_ca", "/nonexistent/ca.pem");
-    let project = project(&[bad_mode, half, missing], &extract_only("bad"));
+    // Option values are checked before the run starts: a usage error, exit 2, nothing connects.
+    let project = project(&[bad_mode, bad_timeout, half, missing], &extract_only("bad"));
     let output = run(&project);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let result = stdout_json(&output);
-    assert_eq!(result["error_code"], "connection.invalid", "{result}");
+    assert_eq!(result["phase"], "prepare", "{result}");
     let message = result["message"].as_str().unwrap();
-    assert!(message.contains("`ssl_mode` of @mysql.bad is 'sometimes'"), "{message}");
-    assert!(result["hint"].as_str().unwrap().contains("DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"));
+    assert!(message.contains("step 'extract': `ssl_mode` of @mysql.bad is 'sometimes'"), "{message}");
+    assert!(message.contains("DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"), "{message}");
+    assert!(!project.file("out/one.csv").exists());
+
+    project.write("p.yaml", extract_only("slow"));
+    let output = run(&project);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let message = stdout_json(&output)["message"].as_str().unwrap().to_string();
+    assert!(message.contains("`read_timeout` of @mysql.slow is \"soon\", not a duration"), "{message}");
+    assert!(message.contains("30s, 5m or 1h"), "{message}");
+
+    // File problems show when connecting (the files must exist where the step runs).
     let report = doctor(&project);
     let results = &report["results"]["mysql"];
     assert!(results["half"]["message"].as_str().unwrap().contains("`ssl_key` must be set together"), "{report}");
     assert!(results["missing"]["message"].as_str().unwrap().contains("ssl_ca /nonexistent/ca.pem"), "{report}");
+    assert!(results["bad"]["message"].as_str().unwrap().contains("is 'sometimes'"), "{report}");
 }

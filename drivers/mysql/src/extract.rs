@@ -295,6 +295,15 @@ impl Component for MysqlExtractor {
         Some(Box::pin(async move { check(connection).await.map(|_| ()) }))
     }
 
+    fn validate_connection(
+        &self,
+        step_id: &str,
+        connection: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), DriverError> {
+        crate::session::validate_connection(step_id, connection, fields)
+    }
+
     fn check_connection_details<'a>(
         &'a self,
         connection: &'a BoundConnection,

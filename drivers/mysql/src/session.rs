@@ -93,7 +93,7 @@ impl Target {
         let database = field("database").or_else(|| o.database.clone()).ok_or_else(|| missing("database"))?;
         let user = field("user").or_else(|| o.user.clone()).ok_or_else(|| missing("user"))?;
         let password = conn.and_then(|c| c.get_string("password")).unwrap_or_default();
-        let options = ConnectionOptions { step_id, connection: &connection, conn };
+        let options = ConnectionOptions { step_id, connection: &connection, fields: conn.map(BoundConnection::values) };
         let tls = options.tls()?;
         let read_timeout = options.duration(&READ_TIMEOUT_KEYS, DEFAULT_READ_TIMEOUT)?;
         let connect_timeout = options.duration(&CONNECT_TIMEOUT_KEYS, DEFAULT_CONNECT_TIMEOUT)?;
@@ -181,7 +181,23 @@ struct ConnectionOptions<'a> {
     step_id: &'a str,
     /// `@mysql.<alias>`, for messages.
     connection: &'a str,
-    conn: Option<&'a BoundConnection>,
+    fields: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Checks the values of the options a connection entry has before the run starts (for
+/// [`osiris_engine::registry::Component::validate_connection`]): `ssl_mode`/`ssl` and the
+/// timeouts. The certificate files are checked when connecting (a path may be a secret, which is
+/// not among `fields`, and the files must exist where the step runs).
+pub fn validate_connection(
+    step_id: &str,
+    connection: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), DriverError> {
+    let options = ConnectionOptions { step_id, connection, fields: Some(fields) };
+    options.mode(false)?;
+    options.duration(&READ_TIMEOUT_KEYS, DEFAULT_READ_TIMEOUT)?;
+    options.duration(&CONNECT_TIMEOUT_KEYS, DEFAULT_CONNECT_TIMEOUT)?;
+    Ok(())
 }
 
 impl ConnectionOptions<'_> {
@@ -195,9 +211,9 @@ impl ConnectionOptions<'_> {
 
     /// The value of the one spelling of an option that is set (an error when several are).
     fn one_of(&self, keys: &[&str]) -> Result<Option<(String, serde_json::Value)>, DriverError> {
-        let Some(conn) = self.conn else { return Ok(None) };
+        let Some(conn) = self.fields else { return Ok(None) };
         let set: Vec<(&str, &serde_json::Value)> =
-            keys.iter().filter_map(|k| conn.get(k).filter(|v| !v.is_null()).map(|v| (*k, v))).collect();
+            keys.iter().filter_map(|k| conn.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v))).collect();
         match set.as_slice() {
             [] => Ok(None),
             [(key, value)] => Ok(Some((key.to_string(), (*value).clone()))),
@@ -212,7 +228,7 @@ impl ConnectionOptions<'_> {
     /// A path option: from its own keys, else from the `ssl:` object's `inner` key.
     fn path(&self, keys: &[&str], inner: &str) -> Result<Option<std::path::PathBuf>, DriverError> {
         let own = self.one_of(keys)?;
-        let nested = self.conn.and_then(|c| c.get(SSL_KEY)).and_then(|v| v.get(inner)).filter(|v| !v.is_null());
+        let nested = self.fields.and_then(|c| c.get(SSL_KEY)).and_then(|v| v.get(inner)).filter(|v| !v.is_null());
         let (key, value) = match (own, nested) {
             (Some(own), _) => own,
             (None, Some(v)) => (format!("{SSL_KEY}.{inner}"), v.clone()),
@@ -239,7 +255,13 @@ impl ConnectionOptions<'_> {
                 ));
             }
         };
-        let mode = match self.one_of(&SSL_MODE_KEYS)? {
+        let mode = self.mode(ca.is_some())?;
+        Ok(TlsOptions { mode, ca, client_cert })
+    }
+
+    /// `ssl_mode` (or what `ssl` implies; `has_ca`: whether `ssl_ca` is set).
+    fn mode(&self, has_ca: bool) -> Result<SslMode, DriverError> {
+        Ok(match self.one_of(&SSL_MODE_KEYS)? {
             Some((key, serde_json::Value::String(text))) => SslMode::parse(&text).ok_or_else(|| {
                 self.invalid(&key, format!("is '{text}', which is not an ssl_mode"), format!("use one of {SSL_MODES}"))
             })?,
@@ -250,16 +272,15 @@ impl ConnectionOptions<'_> {
                     format!("use one of {SSL_MODES}"),
                 ));
             }
-            None => self.mode_from_ssl_key(ca.is_some())?,
-        };
-        Ok(TlsOptions { mode, ca, client_cert })
+            None => self.mode_from_ssl_key(has_ca)?,
+        })
     }
 
     /// The mode when `ssl_mode` is not set: from `ssl: true|false|{…}`; otherwise `VERIFY_CA`
     /// when a CA is given (a CA is given to be checked against), else `PREFERRED`.
     fn mode_from_ssl_key(&self, has_ca: bool) -> Result<SslMode, DriverError> {
         let implied = if has_ca { SslMode::VerifyCa } else { SslMode::Preferred };
-        let Some(value) = self.conn.and_then(|c| c.get(SSL_KEY)).filter(|v| !v.is_null()) else {
+        let Some(value) = self.fields.and_then(|c| c.get(SSL_KEY)).filter(|v| !v.is_null()) else {
             return Ok(implied);
         };
         let truthy = match value {

@@ -394,6 +394,15 @@ impl Component for MysqlWriter {
     fn create(&self, config: &Map<String, Value>) -> Result<Box<dyn Driver>, DriverError> {
         Ok(Box::new(MysqlWriterDriver { opts: WriterOptions::parse(config)? }))
     }
+
+    fn validate_connection(
+        &self,
+        step_id: &str,
+        connection: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), DriverError> {
+        crate::session::validate_connection(step_id, connection, fields)
+    }
 }
 
 /// Writes one input.
