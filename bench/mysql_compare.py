@@ -37,7 +37,8 @@ BENCH_USER = "osiris_bench"        # the account the exporters log in with (crea
 PASSWORD_VAR = "OSIRIS_BENCH_MYSQL_PASSWORD"   # env var osiris's connections file refers to
 DEFAULT_VENV = Path.home() / ".cache" / "osiris-bench-venv"
 GIB = 1 << 30
-ALL_TOOLS = ("outfile", "cli", "cx", "osiris")
+ALL_TOOLS = ("outfile", "cli", "cx", "osiris", "osiris-tls")
+DEFAULT_TOOLS = ("outfile", "cli", "cx", "osiris")
 
 # The project's targets (docs/benchmarks.md): (key, description, goal, unit).
 TARGET_WALL_RATIO = 0.65     # osiris wall / INTO OUTFILE wall
@@ -72,7 +73,12 @@ tools (--tools, default all)
   osiris   `osiris run` of mysql.extractor (query, batch_size 16384) -> filesystem.csv_writer; the
            release binary is built with `cargo build --release --locked --bin osiris` unless
            --osiris PATH is given. Its connections file reads the password from ${{{PASSWORD_VAR}}},
-           set only in the child's environment.
+           set only in the child's environment. It connects with `ssl_mode: DISABLED` (plaintext),
+           whatever the server offers.
+  osiris-tls the same over TLS (`ssl_mode: REQUIRED`; added by --tls), to report the golden path
+           with TLS next to plaintext from one run. The server must offer TLS: the plain test
+           server has none; the TLS instance of scripts/mysql_tls_services.sh does:
+             --tls --port 3307 --admin "mariadb --no-defaults -S /var/tmp/osiris-mysql-tls/run/tls.sock -uroot"
 
 measured per run
   wall s         from spawning the exporter to reaping it (time.perf_counter)
@@ -108,6 +114,8 @@ examples
   python3 bench/mysql_compare.py --rows 1m,10m --runs 3  # both sizes + the RSS scaling target
   python3 bench/mysql_compare.py --rows 1m --tools outfile,osiris --osiris target/release/osiris
   python3 bench/mysql_compare.py --rows 250000:orders_250k --keep-csv --out /data/bench
+  python3 bench/mysql_compare.py --rows 1m --tls --port 3307 \\
+      --admin "mariadb --no-defaults -S /var/tmp/osiris-mysql-tls/run/tls.sock -uroot"   # TLS vs plaintext
 """
 
 
@@ -188,7 +196,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "(default: 1m)")
     p.add_argument("--table", help="table name for a single --rows size (default: derived from it)")
     p.add_argument("--runs", type=int, default=3, help="runs per tool and size (default: 3)")
-    p.add_argument("--tools", default=",".join(ALL_TOOLS),
+    p.add_argument("--tls", action="store_true",
+                   help="also run osiris over TLS (tool osiris-tls, ssl_mode REQUIRED) next to plaintext osiris")
+    p.add_argument("--tools", default=",".join(DEFAULT_TOOLS),
                    help=f"comma-separated subset of {','.join(ALL_TOOLS)} (default: all)")
     p.add_argument("--out", type=Path,
                    help="output directory for report.md, report.json, work files and kept CSVs "
@@ -222,6 +232,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         raise BenchError("--runs must be at least 1")
     args.sizes = parse_sizes(args.rows, args.table)
     args.tool_names = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if args.tls and "osiris-tls" not in args.tool_names:
+        args.tool_names.append("osiris-tls")
     unknown = [t for t in args.tool_names if t not in ALL_TOOLS]
     if unknown or not args.tool_names:
         raise BenchError(f"--tools: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(ALL_TOOLS)}")
@@ -570,9 +582,11 @@ def cx_invocation(ctx: Context, size: Size) -> Invocation:
                       env={"BENCH_MYSQL_URL": url, "BENCH_QUERY": f"SELECT * FROM {size.table}"})
 
 
-def osiris_prepare(ctx: Context) -> dict:
+def osiris_prepare(ctx: Context, home: str = "osiris", ssl_mode: str = "DISABLED") -> dict:
     info: dict = {}
-    if ctx.args.osiris:
+    if ctx.osiris:
+        binary = ctx.osiris
+    elif ctx.args.osiris:
         binary = ctx.args.osiris.expanduser().resolve()
         if not (binary.is_file() and os.access(binary, os.X_OK)):
             raise Unavailable(f"--osiris {ctx.args.osiris}: not an executable file")
@@ -585,11 +599,22 @@ def osiris_prepare(ctx: Context) -> dict:
     info.update(binary=str(binary), version=version, sha256=sha256_file(binary),
                 mtime=datetime.datetime.fromtimestamp(st.st_mtime).isoformat(timespec="seconds"))
     # The connections file refers to the password by name; the value is only in the child's env.
-    (ctx.work / "osiris").mkdir(exist_ok=True)
-    (ctx.work / "osiris" / "osiris_connections.yaml").write_text(
+    (ctx.work / home).mkdir(exist_ok=True)
+    (ctx.work / home / "osiris_connections.yaml").write_text(
         "version: 1\nconnections:\n  mysql:\n    bench:\n      default: true\n"
         f"      host: {ctx.args.host}\n      port: {ctx.args.port}\n      database: {DB}\n"
-        f"      user: {BENCH_USER}\n      password: ${{{PASSWORD_VAR}}}\n")
+        f"      user: {BENCH_USER}\n      password: ${{{PASSWORD_VAR}}}\n      ssl_mode: {ssl_mode}\n")
+    info["ssl_mode"] = ssl_mode
+    return info
+
+
+def osiris_tls_prepare(ctx: Context) -> dict:
+    have_ssl = ctx.server.query("SELECT @@have_ssl")
+    if have_ssl != "YES":
+        raise Unavailable(f"the server at {ctx.args.host}:{ctx.args.port} has no TLS (have_ssl {have_ssl}); "
+                          "use the TLS instance of scripts/mysql_tls_services.sh (see --help)")
+    info = osiris_prepare(ctx, home="osiris-tls", ssl_mode="REQUIRED")
+    info["server_tls"] = ctx.server.query("SELECT @@tls_version")
     return info
 
 
@@ -609,9 +634,9 @@ def build_osiris(ctx: Context) -> Path:
     return target / "release" / "osiris"
 
 
-def osiris_invocation(ctx: Context, size: Size) -> Invocation:
-    home = ctx.work / "osiris"
-    output = ctx.csv_dir / f"{size.table}.osiris.csv"
+def osiris_invocation(ctx: Context, size: Size, home_name: str = "osiris") -> Invocation:
+    home = ctx.work / home_name
+    output = ctx.csv_dir / f"{size.table}.{home_name}.csv"
     pipeline = home / f"{size.table}.yaml"
     pipeline.write_text(
         'oml_version: "0.1.0"\n'
@@ -630,6 +655,8 @@ TOOLS = {
     "cli": ("mariadb --batch --quick --raw (TCP, TSV)", cli_prepare, cli_invocation),
     "cx": ("ConnectorX -> pyarrow.csv (binary proto)", cx_prepare, cx_invocation),
     "osiris": ("osiris run (mysql.extractor -> csv_writer)", osiris_prepare, osiris_invocation),
+    "osiris-tls": ("osiris run over TLS (ssl_mode REQUIRED)", osiris_tls_prepare,
+                   lambda ctx, size: osiris_invocation(ctx, size, "osiris-tls")),
 }
 
 
@@ -909,6 +936,26 @@ def targets(results: list[tuple[Size, dict]]) -> list[dict]:
     return out
 
 
+def tls_section(results: list[tuple[Size, dict]]) -> list[str]:
+    """osiris over TLS next to plaintext osiris, per size (only when osiris-tls ran)."""
+    rows = []
+    for size, result in results:
+        plain = result["tools"].get("osiris", {}).get("summary", {})
+        tls = result["tools"].get("osiris-tls", {}).get("summary", {})
+        if not tls:
+            continue
+        pw, tw = plain.get("wall_s"), tls.get("wall_s")
+        pc, tc = plain.get("client_cpu_us_per_row"), tls.get("client_cpu_us_per_row")
+        rows.append(f"| {size.table} | {fmt(pw, '.3f')} | {fmt(tw, '.3f')} | "
+                    f"{fmt(tw / pw if pw and tw else None, '.3f')} | {fmt(pc, '.3f')} | {fmt(tc, '.3f')} | "
+                    f"{fmt(size.rows / tw / 1e6 if tw else None, '.2f')} |")
+    if not rows:
+        return []
+    return ["## TLS vs plaintext (osiris)", "",
+            "| table | plaintext wall s | TLS wall s | TLS / plaintext | plaintext CPU µs/row | TLS CPU µs/row "
+            "| TLS M rows/s |", "|---|---:|---:|---:|---:|---:|---:|", *rows, ""]
+
+
 def target(name: str, value: Optional[float], goal: float, spec: str) -> dict:
     verdict = "n/a" if value is None else ("PASS" if value <= goal else "MISS")
     return {"target": name, "value": value, "goal": goal, "result": verdict, "spec": spec}
@@ -928,6 +975,7 @@ def render(meta: dict, results: list[tuple[Size, dict]], tools: list[Tool], runs
     lines.append("")
     for size, result in results:
         lines += size_section(size, result, tools, runs)
+    lines += tls_section(results)
     lines += ["## Targets", "", "| target | value | goal | result |", "|---|---:|---:|---|"]
     for t in tgs:
         lines.append(f"| {t['target']} | {fmt(t['value'], t['spec'])} | ≤ {t['goal']:g} | {t['result']} |")

@@ -3,8 +3,10 @@
 # a MariaDB server on 127.0.0.1:3306 with a test account
 #   user osiris_test, password osiris_test, all privileges on databases named osiris%
 #   user osiris_secret_probe (a recognisable password), SELECT on them, for the secrets tests
-# (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server), and the gzip,
-# bzip2, xz and zip commands that make the compressed CSV fixtures.
+# (override with OSIRIS_TEST_MYSQL_HOST/PORT/USER/PASSWORD to use another server), and then
+# the TLS instances of tests/mysql_tls.rs (scripts/mysql_tls_services.sh: 3307 with TLS, 3308
+# with require_secure_transport=ON, certificates generated with openssl); and the gzip, bzip2,
+# xz and zip commands that make the compressed CSV fixtures.
 # Usage: bash scripts/services.sh          (needs root to install or start MariaDB)
 set -euo pipefail
 
@@ -30,7 +32,10 @@ if [ "${#missing_tools[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gzip bzip2 xz-utils zip >/dev/null
 fi
 
+tls_instances() { bash "$(dirname "$0")/mysql_tls_services.sh"; }
+
 if command -v mariadb >/dev/null 2>&1 && account_works; then
+  tls_instances
   exit 0
 fi
 if [ "$host" != "127.0.0.1" ] && [ "$host" != "localhost" ]; then
@@ -73,3 +78,4 @@ GRANT SELECT ON \`osiris%\`.* TO 'osiris_secret_probe'@'127.0.0.1';
 SQL
 account_works || { echo "error: the MariaDB test account does not work" >&2; exit 1; }
 echo "MariaDB ready on $host:$port (user $user)" >&2
+tls_instances

@@ -56,6 +56,16 @@ pub enum PrepareError {
         #[source]
         source: Box<ConnectionFileError>,
     },
+    /// An option of the step's connection has a bad value (the component says which and why).
+    #[error("{message}{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    ConnectionOption {
+        /// The step id.
+        step: String,
+        /// The component's message (naming the step, the connection and the option).
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+    },
 }
 
 /// Builds the [`PreparedRun`] of `compiled`. Returns it with the synthetic secret variables of
@@ -104,6 +114,10 @@ pub fn prepare(
             PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
         })?;
         let mut descriptor = resolved.descriptor;
+        let label = format!("@{}.{}", descriptor.family, descriptor.alias);
+        component
+            .validate_connection(&mstep.id, &label, &descriptor.fields)
+            .map_err(|e| PrepareError::ConnectionOption { step: mstep.id.clone(), message: e.message, hint: e.hint })?;
         io_layout.add(files, descriptor.fields.get("base_dir").and_then(Value::as_str));
         if let Some(shared) = resolved_connections.get_mut(&descriptor.reference()) {
             shared.used_by.push(mstep.id.clone());

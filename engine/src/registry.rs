@@ -38,6 +38,29 @@ pub trait Component: Send + Sync + 'static {
     ) -> Option<BoxFuture<'a, Result<(), DriverError>>> {
         None
     }
+
+    /// Checks the option values of a step's connection before anything runs (a bad `ssl_mode`, a
+    /// duration that is not one): `fields` are the connection's non-secret fields, `connection`
+    /// is `@family.alias`. An error stops the run at preparation (exit 2). Does no I/O.
+    fn validate_connection(
+        &self,
+        _step_id: &str,
+        _connection: &str,
+        _fields: &Map<String, Value>,
+    ) -> Result<(), DriverError> {
+        Ok(())
+    }
+
+    /// [`Component::check_connection`], also returning what the check learnt for the doctor's
+    /// report (for MySQL: the TLS version and cipher); a `summary` string, when present, replaces
+    /// the plain "ok" of a successful check.
+    fn check_connection_details<'a>(
+        &'a self,
+        connection: &'a BoundConnection,
+    ) -> Option<BoxFuture<'a, Result<Map<String, Value>, DriverError>>> {
+        let check = self.check_connection(connection)?;
+        Some(Box::pin(async move { check.await.map(|()| Map::new()) }))
+    }
 }
 
 /// Registry errors.

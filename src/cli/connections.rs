@@ -100,7 +100,7 @@ async fn check(registry: &Registry, project: &Project, file: &ConnectionsFile, f
     let Some(probe) = registry.iter().find_map(|c| {
         let spec = c.spec();
         if spec.connection.as_ref().is_some_and(|conn| conn.family == family) {
-            c.check_connection(&bound)
+            c.check_connection_details(&bound)
         } else {
             None
         }
@@ -110,7 +110,15 @@ async fn check(registry: &Registry, project: &Project, file: &ConnectionsFile, f
     let outcome = tokio::time::timeout(DOCTOR_TIMEOUT, probe).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
-        Ok(Ok(())) => json!({"status": "success", "category": "ok", "latency_ms": latency_ms, "message": "ok"}),
+        Ok(Ok(mut details)) => {
+            let message = details.remove("summary").unwrap_or_else(|| json!("ok"));
+            let mut result =
+                json!({"status": "success", "category": "ok", "latency_ms": latency_ms, "message": message});
+            if let Value::Object(fields) = &mut result {
+                fields.extend(details);
+            }
+            result
+        }
         Ok(Err(e)) => {
             json!({"status": "failure", "category": category(&e), "latency_ms": latency_ms, "message": e.to_string(), "hint": e.hint})
         }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mysql;
+pub mod mysql_tls;
 pub mod parity;
 
 use std::path::{Path, PathBuf};

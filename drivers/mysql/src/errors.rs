@@ -2,8 +2,12 @@
 //! contain a secret (the driver builds its options field by field, never from a URL, so the
 //! library's messages cannot carry the password; the server never echoes it either).
 
+use std::time::Duration;
+
 use osiris_engine::driver::DriverError;
 
+use crate::session::show_duration;
+use crate::tls::SslMode;
 use crate::wire::WireError;
 
 /// Where an error happened, for messages.
@@ -16,6 +20,9 @@ pub struct Where {
     pub port: u16,
     pub database: String,
     pub user: String,
+    pub ssl_mode: SslMode,
+    /// `read_timeout`, for the message of a stall.
+    pub read_timeout: Duration,
 }
 
 /// MySQL/MariaDB server error codes we classify.
@@ -29,6 +36,9 @@ mod code {
     pub const ER_TABLEACCESS_DENIED_ERROR: u16 = 1142;
     pub const ER_COLUMNACCESS_DENIED_ERROR: u16 = 1143;
     pub const ER_SPECIFIC_ACCESS_DENIED_ERROR: u16 = 1227;
+    /// MySQL's "Connections using insecure transport are prohibited while
+    /// --require_secure_transport=ON"; MariaDB reports the same condition as 1045 with that text.
+    pub const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 }
 
 /// Whether a failure to connect (or to start the query) may go away if tried again.
@@ -43,29 +53,111 @@ pub fn is_transient(err: &mysql_async::Error) -> bool {
     }
 }
 
-/// The error of a connect that took longer than the timeout.
-pub fn connect_timeout(w: &Where, secs: u64) -> DriverError {
+/// The error of a connect that took longer than `connect_timeout`.
+pub fn connect_timeout(w: &Where, limit: Duration) -> DriverError {
     DriverError::new(
-        "connection.network",
+        "connection.timeout",
         format!(
-            "step '{}': cannot connect to MySQL {} at {}:{}: no answer within {secs} s",
+            "step '{}' ({}): cannot connect to MySQL at {}:{}: no answer within {} (connect_timeout)",
+            w.step,
+            w.connection,
+            w.host,
+            w.port,
+            show_duration(limit)
+        ),
+    )
+    .with_hint(format!(
+        "check `host` and `port` of {} and that the server is reachable from here; a slow link may need a \
+         larger `connect_timeout` in osiris_connections.yaml",
+        w.connection
+    ))
+}
+
+/// The error of a read (or write) that saw no byte for `read_timeout`: the server or the network
+/// stalled. `doing` says what the step was waiting for.
+pub fn read_timeout(w: &Where, doing: &str) -> DriverError {
+    let limit = show_duration(w.read_timeout);
+    DriverError::new(
+        "connection.timeout",
+        format!(
+            "step '{}' ({}): no data from MySQL at {}:{} for {limit} while {doing} (read_timeout {limit})",
             w.step, w.connection, w.host, w.port
         ),
     )
-    .with_hint("check host and port in osiris_connections.yaml and that the server is reachable from here")
+    .with_hint(format!(
+        "if the server is only slow (a long query, a busy server), raise `read_timeout` of {} in \
+         osiris_connections.yaml (e.g. read_timeout: 30m); otherwise check the network and the server",
+        w.connection
+    ))
+}
+
+/// The marker inside the mysql_async error of a statement that saw no byte for `read_timeout`
+/// (see [`within`]); [`map_error`] and [`map_write_error`] turn it into `connection.timeout`.
+#[derive(Debug)]
+pub struct Stalled;
+
+impl std::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no data from the server within read_timeout")
+    }
+}
+
+impl std::error::Error for Stalled {}
+
+/// The mysql_async error of a stall: an I/O error, so the connection counts as unusable.
+pub fn stalled() -> mysql_async::Error {
+    mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, Stalled)))
+}
+
+fn is_stalled(err: &mysql_async::Error) -> bool {
+    matches!(err, mysql_async::Error::Io(mysql_async::IoError::Io(e))
+        if e.get_ref().is_some_and(|inner| inner.is::<Stalled>()))
+}
+
+/// Runs one mysql_async exchange with `limit` (`read_timeout`) as the longest wait for its answer.
+/// mysql_async has no read timeout of its own.
+pub async fn within<T>(
+    limit: Duration,
+    exchange: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, mysql_async::Error> {
+    tokio::time::timeout(limit, exchange).await.unwrap_or_else(|_| Err(stalled()))
 }
 
 /// What went wrong, whichever client (mysql_async or the lean [`crate::wire`] client) saw it.
 enum Failure<'a> {
     Server { code: u16, state: &'a str, message: &'a str },
     Network(String),
+    Timeout,
+    Tls(String),
+    NoTls,
     Other(String),
+}
+
+/// The rustls error inside a mysql_async error, if the failure was TLS's.
+fn tls_detail(err: &mysql_async::Error) -> Option<String> {
+    let mysql_async::Error::Io(io) = err else { return None };
+    match io {
+        mysql_async::IoError::Tls(tls) => Some(match tls {
+            mysql_async::TlsError::Tls(e) => e.to_string(),
+            other => other.to_string(),
+        }),
+        mysql_async::IoError::Io(e) => {
+            e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).map(|r| r.to_string())
+        }
+    }
 }
 
 /// Maps a mysql_async error of connecting (`connecting = true`) or of running a statement.
 pub fn map_error(err: mysql_async::Error, w: &Where, connecting: bool) -> DriverError {
+    if is_stalled(&err) {
+        return read_timeout(w, if connecting { "connecting" } else { "running the query or reading its rows" })
+            .with_source(err);
+    }
+    let tls = tls_detail(&err);
     let failure = match &err {
         mysql_async::Error::Server(e) => Failure::Server { code: e.code, state: &e.state, message: &e.message },
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => Failure::NoTls,
+        mysql_async::Error::Io(_) if tls.is_some() => Failure::Tls(tls.unwrap_or_default()),
         mysql_async::Error::Io(_) | mysql_async::Error::Driver(mysql_async::DriverError::ConnectionClosed) => {
             Failure::Network(err.to_string())
         }
@@ -80,6 +172,9 @@ pub fn map_wire_error(err: WireError, w: &Where, connecting: bool) -> DriverErro
         WireError::Server { code, state, message } => Failure::Server { code: *code, state, message },
         WireError::Io(_) | WireError::Closed => Failure::Network(err.to_string()),
         WireError::Protocol(_) => Failure::Other(err.to_string()),
+        WireError::Timeout(_) => Failure::Timeout,
+        WireError::Tls(detail) => Failure::Tls(detail.clone()),
+        WireError::NoTls => Failure::NoTls,
     };
     describe(failure, w, connecting).with_source(err)
 }
@@ -92,7 +187,8 @@ pub fn is_transient_wire(err: &WireError) -> bool {
         }
         WireError::Io(e) => is_transient_io(e),
         WireError::Closed => true,
-        WireError::Protocol(_) => false,
+        // Retrying a stall would multiply the wait; TLS problems are settings, not luck.
+        WireError::Protocol(_) | WireError::Timeout(_) | WireError::Tls(_) | WireError::NoTls => false,
     }
 }
 
@@ -114,7 +210,37 @@ fn is_transient_io(e: &std::io::Error) -> bool {
 fn describe(failure: Failure<'_>, w: &Where, connecting: bool) -> DriverError {
     let prefix = format!("step '{}' ({})", w.step, w.connection);
     match failure {
+        Failure::Server { code, message, .. } if requires_secure_transport(code, message) => DriverError::new(
+            "connection.tls",
+            format!(
+                "{prefix}: MySQL at {}:{} accepts only TLS connections, but ssl_mode is {}: {message}",
+                w.host,
+                w.port,
+                w.ssl_mode.as_str()
+            ),
+        )
+        .with_hint(format!(
+            "enable TLS: set `ssl_mode: REQUIRED` (or VERIFY_CA / VERIFY_IDENTITY with `ssl_ca`) on {} in \
+             osiris_connections.yaml",
+            w.connection
+        )),
         Failure::Server { code, state, message } => match code {
+            // MariaDB refuses a plaintext login to a server with require_secure_transport=ON
+            // with this same "access denied": say so when the login was not encrypted on purpose.
+            code::ER_ACCESS_DENIED_ERROR if w.ssl_mode == SslMode::Disabled => DriverError::new(
+                "connection.auth_failed",
+                format!(
+                    "{prefix}: MySQL rejected user '{}' at {}:{}: {message}; the connection was not encrypted \
+                     (ssl_mode DISABLED), and a server that requires secure transport rejects such logins with \
+                     this same error",
+                    w.user, w.host, w.port
+                ),
+            )
+            .with_hint(format!(
+                "enable TLS: set `ssl_mode: REQUIRED` on {} in osiris_connections.yaml (or VERIFY_CA with \
+                 `ssl_ca`); if the server accepts plaintext, check `user` and the password",
+                w.connection
+            )),
             code::ER_ACCESS_DENIED_ERROR | code::ER_ACCESS_DENIED_NO_PASSWORD_ERROR => DriverError::new(
                 "connection.auth_failed",
                 format!("{prefix}: MySQL rejected user '{}' at {}:{}: {message}", w.user, w.host, w.port),
@@ -156,6 +282,24 @@ fn describe(failure: Failure<'_>, w: &Where, connecting: bool) -> DriverError {
                     w.connection
                 ))
         }
+        Failure::Timeout => {
+            read_timeout(w, if connecting { "connecting" } else { "running the query or reading its rows" })
+        }
+        Failure::Tls(detail) => tls_failed(w, &prefix, &detail),
+        Failure::NoTls => DriverError::new(
+            "connection.tls",
+            format!(
+                "{prefix}: MySQL at {}:{} does not offer TLS, but ssl_mode is {}",
+                w.host,
+                w.port,
+                w.ssl_mode.as_str()
+            ),
+        )
+        .with_hint(format!(
+            "enable TLS on the server (its ssl_cert / ssl_key settings), or set `ssl_mode: PREFERRED` on {} to \
+             connect in plaintext when the server has no TLS",
+            w.connection
+        )),
         Failure::Other(detail) => DriverError::new(
             if connecting { "connection.failed" } else { "extract.query_failed" },
             format!("{prefix}: MySQL error: {detail}"),
@@ -163,10 +307,43 @@ fn describe(failure: Failure<'_>, w: &Where, connecting: bool) -> DriverError {
     }
 }
 
+/// Whether a server error says that only TLS connections are accepted.
+fn requires_secure_transport(code: u16, message: &str) -> bool {
+    code == code::ER_SECURE_TRANSPORT_REQUIRED || message.contains("require_secure_transport")
+}
+
+/// A TLS handshake that failed: the certificate was rejected, or the TLS settings are unusable.
+fn tls_failed(w: &Where, prefix: &str, detail: &str) -> DriverError {
+    let mode = w.ssl_mode.as_str();
+    let hint = if detail.contains("not valid for name") || detail.contains("NotValidForName") {
+        format!(
+            "the server's certificate does not name '{}': connect by a name the certificate holds, or use \
+             `ssl_mode: VERIFY_CA` on {} to check the CA only",
+            w.host, w.connection
+        )
+    } else if detail.contains("UnknownIssuer") || detail.contains("issuer") || detail.contains("BadSignature") {
+        format!(
+            "the server's certificate is not signed by the CA in `ssl_ca` of {}: point `ssl_ca` at the CA that \
+             signed it (or use `ssl_mode: REQUIRED` to encrypt without checking the certificate)",
+            w.connection
+        )
+    } else {
+        format!("check `ssl_mode`, `ssl_ca`, `ssl_cert` and `ssl_key` of {} in osiris_connections.yaml", w.connection)
+    };
+    DriverError::new(
+        "connection.tls",
+        format!("{prefix}: TLS with MySQL at {}:{} failed (ssl_mode {mode}): {detail}", w.host, w.port),
+    )
+    .with_hint(hint)
+}
+
 /// Maps an error of a statement the writer ran once connected: a missing privilege is
 /// `write.permission_denied`, any other server error `write.failed` (saying `what` failed), and
 /// a lost connection `connection.network` (as [`map_error`] does).
 pub fn map_write_error(err: mysql_async::Error, w: &Where, what: &str) -> DriverError {
+    if is_stalled(&err) {
+        return read_timeout(w, what).with_source(err);
+    }
     let prefix = format!("step '{}' ({})", w.step, w.connection);
     let mysql_async::Error::Server(e) = &err else {
         return map_error(err, w, false);

@@ -26,7 +26,6 @@ pub const EXTRACTOR_NAME: &str = "mysql.extractor";
 
 /// Backoff before each retry of a transient connection failure (before any row was sent).
 const RETRY_BACKOFF: [Duration; 3] = [Duration::from_millis(200), Duration::from_millis(800), Duration::from_secs(2)];
-const CONNECT_TIMEOUT_SECS: u64 = 30;
 /// Most connections one partitioned read opens.
 const MAX_PARTITIONS: u64 = 64;
 
@@ -293,6 +292,22 @@ impl Component for MysqlExtractor {
         &'a self,
         connection: &'a BoundConnection,
     ) -> Option<futures::future::BoxFuture<'a, Result<(), DriverError>>> {
+        Some(Box::pin(async move { check(connection).await.map(|_| ()) }))
+    }
+
+    fn validate_connection(
+        &self,
+        step_id: &str,
+        connection: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), DriverError> {
+        crate::session::validate_connection(step_id, connection, fields)
+    }
+
+    fn check_connection_details<'a>(
+        &'a self,
+        connection: &'a BoundConnection,
+    ) -> Option<futures::future::BoxFuture<'a, Result<Map<String, Value>, DriverError>>> {
         Some(Box::pin(check(connection)))
     }
 }
@@ -320,16 +335,41 @@ fn target_of(opts: &Options, step_id: &str, conn: Option<&BoundConnection>) -> R
     Target::resolve(step_id, conn, &overrides)
 }
 
-/// `osiris connections doctor`: handshake and `SELECT 1`, through the client the extractor uses.
-async fn check(conn: &BoundConnection) -> Result<(), DriverError> {
-    let probe = json!({"query": "SELECT 1"});
-    let opts = Options::parse(probe.as_object().expect("a JSON object"))?;
+/// `osiris connections doctor`: handshake, TLS as `ssl_mode` says, and the session's TLS status as
+/// the server reports it, through the client the extractor uses. Details: `ssl_mode`, `tls`
+/// (`{version, cipher}`, or null for plaintext) and a `summary` line.
+async fn check(conn: &BoundConnection) -> Result<Map<String, Value>, DriverError> {
+    let mut probe = Map::new();
+    probe.insert("query".into(), json!("SELECT 1"));
+    let opts = Options::parse(&probe)?;
     let target = target_of(&opts, "connections doctor", Some(conn))?;
     let mut connection =
         Connection::connect(&target.connect_options()).await.map_err(|e| map_wire_error(e, &target.w, true))?;
-    connection.query_drop("SELECT 1").await.map_err(|e| map_wire_error(e, &target.w, false))?;
+    let status = connection
+        .query_rows("SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+        .await
+        .map_err(|e| map_wire_error(e, &target.w, false))?;
     connection.quit().await;
-    Ok(())
+    let value = |name: &str| {
+        status
+            .iter()
+            .find(|row| row.first().and_then(|n| n.as_deref()).is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .and_then(|row| row.get(1).cloned().flatten())
+            .filter(|v| !v.is_empty())
+    };
+    let mode = target.tls.mode.as_str();
+    let (tls, summary) = match (value("Ssl_version"), value("Ssl_cipher")) {
+        (Some(version), Some(cipher)) => {
+            let summary = format!("ok, TLS {version} ({cipher}), ssl_mode {mode}");
+            (json!({"version": version, "cipher": cipher}), summary)
+        }
+        _ => (Value::Null, format!("ok, NOT encrypted (plaintext), ssl_mode {mode}")),
+    };
+    let mut details = Map::new();
+    details.insert("ssl_mode".into(), json!(mode));
+    details.insert("tls".into(), tls);
+    details.insert("summary".into(), json!(summary));
+    Ok(details)
 }
 
 /// Outcome of one attempt.
@@ -387,12 +427,11 @@ impl MysqlExtractorDriver {
             Failure::Early { err: map_wire_error(e, &t.w, connecting), transient }
         };
         let connect_options = t.connect_options();
-        let connect =
-            tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS), Connection::connect(&connect_options));
+        let connect = tokio::time::timeout(t.connect_timeout, Connection::connect(&connect_options));
         let mut conn = tokio::select! {
             () = ctx.cancel.cancelled() => return Err(Failure::Final(DriverError::cancelled())),
             r = connect => match r {
-                Err(_) => return Err(Failure::Early { err: connect_timeout(&t.w, CONNECT_TIMEOUT_SECS), transient: true }),
+                Err(_) => return Err(Failure::Early { err: connect_timeout(&t.w, t.connect_timeout), transient: true }),
                 Ok(r) => r.map_err(|e| early(e, true))?,
             },
         };

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod errors;
 pub mod extract;
 pub mod session;
+pub mod tls;
 pub mod types;
 pub mod wire;
 pub mod write;

@@ -7,19 +7,27 @@
 //! and hands out each binary-protocol row packet as a slice of its read buffer, so the row decoder
 //! (`decode.rs`) writes values straight into Arrow buffers.
 //!
-//! Supported: TCP, `mysql_native_password` and `caching_sha2_password` (fast path, and full
-//! authentication with the server's RSA key), auth switches, packets of any size. Not supported
-//! (yet): TLS and compression.
+//! Supported: TCP with keepalive, TLS (rustls, see `tls.rs`), `mysql_native_password` and
+//! `caching_sha2_password` (fast path, and full authentication: the password in clear over TLS,
+//! else encrypted with the server's RSA key), auth switches, packets of any size, a read timeout
+//! on every read and write. Not supported: compression.
 
 use std::io;
 use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
 
 use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::ParseBuf;
-use mysql_common::packets::{AuthPlugin, AuthSwitchRequest, Column, HandshakePacket, HandshakeResponse, StmtPacket};
+use mysql_common::packets::{
+    AuthPlugin, AuthSwitchRequest, Column, HandshakePacket, HandshakeResponse, SslRequest, StmtPacket,
+};
 use mysql_common::proto::MyDeserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+use crate::tls::{SslMode, TlsOptions};
 
 /// Largest payload of one protocol packet; longer payloads continue in the next packet.
 const MAX_PAYLOAD: usize = 0xFF_FFFF;
@@ -42,6 +50,13 @@ pub enum WireError {
     Closed,
     /// The server sent something this client does not understand or support.
     Protocol(String),
+    /// No byte arrived (or could be sent) for this long: `read_timeout`.
+    Timeout(Duration),
+    /// The TLS handshake failed (certificate rejected, no common cipher...), or the TLS settings
+    /// cannot be used (a file is missing).
+    Tls(String),
+    /// The ssl_mode requires TLS but the server does not offer it.
+    NoTls,
 }
 
 impl std::fmt::Display for WireError {
@@ -51,6 +66,9 @@ impl std::fmt::Display for WireError {
             WireError::Io(e) => write!(f, "{e}"),
             WireError::Closed => write!(f, "the server closed the connection"),
             WireError::Protocol(m) => write!(f, "protocol error: {m}"),
+            WireError::Timeout(d) => write!(f, "no data for {}", crate::session::show_duration(*d)),
+            WireError::Tls(m) => write!(f, "TLS failed: {m}"),
+            WireError::NoTls => write!(f, "the server does not offer TLS"),
         }
     }
 }
@@ -73,6 +91,8 @@ pub struct ConnectOptions {
     pub user: String,
     pub password: String,
     pub database: Option<String>,
+    pub tls: TlsOptions,
+    pub read_timeout: Duration,
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -83,6 +103,8 @@ impl std::fmt::Debug for ConnectOptions {
             .field("port", &self.port)
             .field("user", &self.user)
             .field("database", &self.database)
+            .field("tls", &self.tls)
+            .field("read_timeout", &self.read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -113,9 +135,81 @@ enum Frame {
     Split,
 }
 
+/// The socket, in plaintext or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Only while the plaintext stream is being upgraded to TLS.
+    Upgrading,
+}
+
+impl Stream {
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => s.read(buf).await,
+            Stream::Upgrading => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(data).await,
+            Stream::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+            Stream::Upgrading => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+            Stream::Upgrading => Ok(()),
+        }
+    }
+}
+
+/// The TLS session of a connection, as negotiated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSession {
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub version: String,
+    /// The IANA name of the cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+}
+
+/// What caching_sha2_password's full authentication sends first.
+#[derive(Debug, PartialEq, Eq)]
+enum FullAuth {
+    /// Over TLS: the password itself, NUL-terminated (the channel is encrypted already).
+    Clear(Vec<u8>),
+    /// In plaintext: ask for the server's RSA public key (request byte 0x02).
+    RequestPublicKey,
+}
+
+fn full_auth(password: &str, secure: bool) -> FullAuth {
+    if secure {
+        FullAuth::Clear(password.bytes().chain(std::iter::once(0)).collect())
+    } else {
+        FullAuth::RequestPublicKey
+    }
+}
+
+/// Turns keepalive on (first probe after [`crate::session::KEEPALIVE`] idle, then every 10 s).
+fn keepalive(stream: &TcpStream) -> io::Result<()> {
+    let settings =
+        socket2::TcpKeepalive::new().with_time(crate::session::KEEPALIVE).with_interval(Duration::from_secs(10));
+    socket2::SockRef::from(stream).set_tcp_keepalive(&settings)
+}
+
 /// One connection.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
+    read_timeout: Duration,
+    tls: Option<TlsSession>,
     buf: Vec<u8>,
     /// Unconsumed bytes are `buf[start..end]`.
     start: usize,
@@ -128,19 +222,50 @@ pub struct Connection {
 impl Connection {
     /// Connects and authenticates; the session then uses utf8mb4.
     pub async fn connect(opts: &ConnectOptions) -> Result<Connection> {
+        let mut conn = Connection::open(opts).await?;
+        conn.handshake(opts).await?;
+        Ok(conn)
+    }
+
+    /// `VERIFY_CA` for a client that can only check names (mysql_async): runs the TLS handshake
+    /// alone, checking the certificate chain, and returns the names the certificate holds when
+    /// they do not include the host (empty when they do). Nothing is logged in.
+    pub async fn certificate_names(opts: &ConnectOptions) -> Result<Vec<String>> {
+        let mut conn = Connection::open(opts).await?;
+        let packet = conn.read_owned().await?;
+        if packet.first() == Some(&0xFF) {
+            return Err(server_error(&packet, CapabilityFlags::empty()));
+        }
+        let handshake: HandshakePacket<'_> = parse(&packet, "the server greeting")?;
+        if !handshake.capabilities().contains(CapabilityFlags::CLIENT_SSL) {
+            return Err(WireError::NoTls);
+        }
+        let version = handshake.server_version_parsed().unwrap_or((0, 0, 0));
+        conn.capabilities = handshake.capabilities()
+            & (CapabilityFlags::CLIENT_PROTOCOL_41 | CapabilityFlags::CLIENT_SECURE_CONNECTION);
+        let names = crate::tls::NamesSeen::default();
+        let config = opts.tls.client_config_noting(Some(names.clone())).map_err(|e| WireError::Tls(e.0))?;
+        conn.start_tls(opts, config, version).await?;
+        let _ = conn.stream.shutdown().await;
+        let seen = names.lock().map(|n| n.clone()).unwrap_or_default();
+        Ok(seen.iter().filter_map(|n| crate::tls::usable_name(n)).collect())
+    }
+
+    async fn open(opts: &ConnectOptions) -> Result<Connection> {
         let stream = TcpStream::connect((opts.host.as_str(), opts.port)).await?;
         stream.set_nodelay(true)?;
-        let mut conn = Connection {
-            stream,
+        keepalive(&stream)?;
+        Ok(Connection {
+            stream: Stream::Plain(stream),
+            read_timeout: opts.read_timeout,
+            tls: None,
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
             large: Vec::new(),
             seq: 0,
             capabilities: CapabilityFlags::empty(),
-        };
-        conn.handshake(opts).await?;
-        Ok(conn)
+        })
     }
 
     async fn handshake(&mut self, opts: &ConnectOptions) -> Result<()> {
@@ -169,6 +294,17 @@ impl Connection {
         self.capabilities = handshake.capabilities() & wanted;
         if opts.database.is_some() {
             self.capabilities |= CapabilityFlags::CLIENT_CONNECT_WITH_DB;
+        }
+        let server_offers_tls = handshake.capabilities().contains(CapabilityFlags::CLIENT_SSL);
+        match (opts.tls.mode, server_offers_tls) {
+            (SslMode::Disabled, _) => {}
+            (_, true) => {
+                let config = opts.tls.client_config().map_err(|e| WireError::Tls(e.0))?;
+                self.start_tls(opts, config, version).await?
+            }
+            (mode, false) if mode.requires_tls() => return Err(WireError::NoTls),
+            // PREFERRED against a server without TLS: plaintext.
+            (_, false) => {}
         }
         let mut plugin = match handshake.auth_plugin() {
             Some(AuthPlugin::CachingSha2Password) => AuthPlugin::CachingSha2Password,
@@ -216,12 +352,51 @@ impl Connection {
                 // 0x01 0x04 = the server wants the password itself.
                 Some(0x01) if matches!(plugin, AuthPlugin::CachingSha2Password) => match packet.get(1) {
                     Some(0x03) => {}
-                    Some(0x04) => self.send_password_rsa(&opts.password, &nonce).await?,
+                    Some(0x04) => match full_auth(&opts.password, self.tls.is_some()) {
+                        FullAuth::Clear(password) => self.write_payload(&password).await?,
+                        FullAuth::RequestPublicKey => self.send_password_rsa(&opts.password, &nonce).await?,
+                    },
                     _ => return Err(unexpected(&packet, "caching_sha2_password authentication")),
                 },
                 _ => return Err(unexpected(&packet, "authentication")),
             }
         }
+    }
+
+    /// Asks for TLS (SSLRequest) and runs the TLS handshake; the login then continues encrypted.
+    async fn start_tls(
+        &mut self,
+        opts: &ConnectOptions,
+        config: Option<Arc<rustls::ClientConfig>>,
+        version: (u16, u16, u16),
+    ) -> Result<()> {
+        let Some(config) = config else { return Ok(()) };
+        let server_name = rustls::pki_types::ServerName::try_from(opts.host.clone())
+            .map_err(|e| WireError::Tls(format!("'{}' cannot be checked against a certificate: {e}", opts.host)))?;
+        self.capabilities |= CapabilityFlags::CLIENT_SSL;
+        let collation = if version >= (5, 5, 3) { 45 } else { 33 }; // utf8mb4_general_ci / utf8_general_ci
+        let request = SslRequest::new(self.capabilities, MAX_PAYLOAD as u32, collation);
+        let mut out = Vec::new();
+        mysql_common::proto::MySerialize::serialize(&request, &mut out);
+        self.write_payload(&out).await?;
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return Err(WireError::Protocol("TLS was started twice".into()));
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::<rustls::ClientConfig>::clone(&config));
+        let handshake = tokio::time::timeout(self.read_timeout, connector.connect(server_name, tcp));
+        let tls = handshake.await.map_err(|_| WireError::Timeout(self.read_timeout))?.map_err(tls_error)?;
+        let (_, session) = tls.get_ref();
+        self.tls = Some(TlsSession {
+            version: session.protocol_version().and_then(|v| v.as_str()).unwrap_or("TLS").replace("TLSv1_", "TLSv1."),
+            cipher: session.negotiated_cipher_suite().and_then(|c| c.suite().as_str()).unwrap_or("unknown").to_string(),
+        });
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// The TLS session, or `None` for a plaintext connection.
+    pub fn tls_session(&self) -> Option<&TlsSession> {
+        self.tls.as_ref()
     }
 
     /// caching_sha2_password's full authentication without TLS: the password, XORed with the
@@ -238,6 +413,44 @@ impl Connection {
         }
         let encrypted = mysql_common::crypto::encrypt(&secret, &key[1..]);
         self.write_payload(&encrypted).await
+    }
+
+    /// Runs a query in the text protocol and returns its rows, each value as text (`None` for
+    /// NULL). For small results (settings, status); the export streams through [`Self::execute`].
+    pub async fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        self.command(COM_QUERY, sql.as_bytes()).await?;
+        let first = self.read_owned().await?;
+        match first.first().copied() {
+            Some(0x00) => return Ok(Vec::new()),
+            Some(0xFF) => return Err(server_error(&first, self.capabilities)),
+            _ => {}
+        }
+        let columns = lenenc_int(&first, &mut 0).ok_or_else(|| unexpected(&first, "a query"))?;
+        for _ in 0..columns {
+            self.read_owned().await?;
+        }
+        if !self.deprecate_eof() {
+            self.read_owned().await?;
+        }
+        let mut rows = Vec::new();
+        while let Some(packet) = self.next_row().await? {
+            let payload = self.payload(&packet);
+            let mut pos = 0;
+            let mut row = Vec::with_capacity(columns as usize);
+            for _ in 0..columns {
+                if payload.get(pos) == Some(&0xFB) {
+                    pos += 1;
+                    row.push(None);
+                    continue;
+                }
+                let len = lenenc_int(payload, &mut pos).ok_or_else(|| unexpected(payload, "a text row"))? as usize;
+                let value = payload.get(pos..pos + len).ok_or_else(|| unexpected(payload, "a text row"))?;
+                row.push(Some(String::from_utf8_lossy(value).into_owned()));
+                pos += len;
+            }
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// Runs a statement whose result (if any) is discarded.
@@ -398,8 +611,10 @@ impl Connection {
                 break;
             }
         }
-        self.stream.write_all(&out).await?;
-        Ok(())
+        match tokio::time::timeout(self.read_timeout, self.stream.write_all(&out)).await {
+            Err(_) => Err(WireError::Timeout(self.read_timeout)),
+            Ok(written) => Ok(written?),
+        }
     }
 
     /// Reads one packet and copies its payload out (for the few packets outside row streaming).
@@ -470,13 +685,24 @@ impl Connection {
         if self.buf.len() < needed {
             self.buf.resize(needed.next_power_of_two(), 0);
         }
-        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        let read = tokio::time::timeout(self.read_timeout, self.stream.read(&mut self.buf[self.end..]));
+        let n = read.await.map_err(|_| WireError::Timeout(self.read_timeout))??;
         if n == 0 {
             return Err(WireError::Closed);
         }
         self.end += n;
         Ok(())
     }
+}
+
+/// A failed TLS handshake, with the certificate problem in words when there is one.
+fn tls_error(e: io::Error) -> WireError {
+    let detail = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| e.to_string());
+    WireError::Tls(detail)
 }
 
 /// The payload length in a packet header (the first three bytes of `header`).
@@ -528,4 +754,16 @@ pub fn lenenc_int(data: &[u8], pos: &mut usize) -> Option<u64> {
     };
     *pos += 1 + width;
     Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caching_sha2_full_authentication_sends_the_password_in_clear_only_over_tls() {
+        assert_eq!(full_auth("pä$$", true), FullAuth::Clear(b"p\xc3\xa4$$\0".to_vec()));
+        assert_eq!(full_auth("", true), FullAuth::Clear(vec![0]));
+        assert_eq!(full_auth("secret", false), FullAuth::RequestPublicKey);
+    }
 }

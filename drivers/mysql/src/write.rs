@@ -2,7 +2,8 @@
 //!
 //! - `append`: every row in one transaction (optionally after `DELETE FROM` the table in the
 //!   same transaction, `truncate_before`); any failure rolls it back.
-//! - `replace`: rows go into a staging table (`<table>__osiris_stage_<hex>`, `LIKE` the target),
+//! - `replace`: rows go into a staging table (`<table>__osiris_stage_<run>`, `LIKE` the target; see
+//!   `side_tables.rs` for how one left by a killed run is dropped by the next),
 //!   then `RENAME TABLE target TO old, stage TO target` swaps it in with one statement and the old
 //!   table is dropped. A failure or cancellation drops the staging table; the target is untouched.
 //! - `upsert`: `INSERT … ON DUPLICATE KEY UPDATE c = VALUES(c)` in one transaction, after checking
@@ -19,8 +20,8 @@
 
 pub mod ddl;
 pub mod encode;
+pub mod side_tables;
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use arrow_schema::{DataType, SchemaRef};
@@ -34,7 +35,7 @@ use osiris_engine::telemetry::Event;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::errors::{connect_timeout, map_error, map_write_error};
+use crate::errors::{map_write_error, stalled, within};
 use crate::extract::quote_ident;
 use crate::session::{Overrides, Target};
 use crate::session::{connection_config_fields, connection_spec};
@@ -42,7 +43,6 @@ use encode::{RowPrinter, check_type};
 
 pub const WRITER_NAME: &str = "mysql.writer";
 
-const CONNECT_TIMEOUT_SECS: u64 = 30;
 /// How long cleanup after a failure (rollback, dropping the staging table) may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_BATCH_SIZE: u64 = 1000;
@@ -396,6 +396,15 @@ impl Component for MysqlWriter {
     fn create(&self, config: &Map<String, Value>) -> Result<Box<dyn Driver>, DriverError> {
         Ok(Box::new(MysqlWriterDriver { opts: WriterOptions::parse(config)? }))
     }
+
+    fn validate_connection(
+        &self,
+        step_id: &str,
+        connection: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(), DriverError> {
+        crate::session::validate_connection(step_id, connection, fields)
+    }
 }
 
 /// Writes one input.
@@ -421,6 +430,7 @@ impl Driver for MysqlWriterDriver {
             interrupted: false,
             in_tx: false,
             stage: None,
+            tag: side_tables::new_tag(),
             done: false,
             ddl: Vec::new(),
             local_infile: false,
@@ -453,6 +463,8 @@ struct Job<'a> {
     in_tx: bool,
     /// The staging table (qualified), to drop unless it was renamed into place.
     stage: Option<String>,
+    /// The run tag of this write's side tables (see [`side_tables`]).
+    tag: String,
     /// The rows are in place (committed / renamed); later failures must not undo anything.
     done: bool,
     /// DDL statements run, for `ddl_plan.sql`.
@@ -493,19 +505,24 @@ enum Sent {
     Rejected { conn: Conn, warnings: String },
 }
 
-/// Runs the statements it receives, in order, on `conn`; stops at the first failure.
-async fn send_statements(
-    mut conn: Conn,
-    mut rx: tokio::sync::mpsc::Receiver<Statement>,
+/// What the sender task needs besides its connection and its statements.
+struct Sender {
     telemetry: osiris_engine::telemetry::StepTelemetry,
+    /// (step, connection) when `echo` is on.
     echo: Option<(String, String)>,
+    /// The table, for messages.
     table: String,
-) -> Sent {
+    read_timeout: Duration,
+}
+
+/// Runs the statements it receives, in order, on `conn`; stops at the first failure.
+async fn send_statements(mut conn: Conn, mut rx: tokio::sync::mpsc::Receiver<Statement>, sender: Sender) -> Sent {
+    let Sender { telemetry, echo, table, read_timeout } = sender;
     while let Some(s) = rx.recv().await {
         if let Some((step, connection)) = &echo {
             tracing::info!(step = %step, connection = %connection, sql = %first_line(&s.sql), rows = s.rows, bytes = s.sql.len(), "mysql.writer");
         }
-        match conn.query_drop(s.sql.as_slice()).await {
+        match within(read_timeout, conn.query_drop(s.sql.as_slice())).await {
             Ok(()) => {
                 telemetry.add_rows_written(s.rows as u64);
                 telemetry.add_bytes_written(s.sql.len() as u64);
@@ -528,13 +545,14 @@ async fn send_statements(
 async fn send_load(
     mut conn: Conn,
     rx: tokio::sync::mpsc::Receiver<Statement>,
-    telemetry: osiris_engine::telemetry::StepTelemetry,
-    echo: Option<(String, String)>,
-    table: String,
+    sender: Sender,
     sql: String,
     piece: usize,
 ) -> Sent {
     use futures::StreamExt;
+    let Sender { telemetry, echo, table, read_timeout } = sender;
+    let activity = Activity::new();
+    let seen = activity.clone();
     if let Some((step, connection)) = &echo {
         tracing::info!(step = %step, connection = %connection, sql = %sql, "mysql.writer");
     }
@@ -542,8 +560,13 @@ async fn send_load(
     conn.set_infile_handler(async move {
         let chunks = futures::stream::unfold(rx, move |mut rx| {
             let telemetry = telemetry.clone();
+            let seen = seen.clone();
             async move {
-                let s = rx.recv().await?;
+                // Waiting for the input is not a stall of the server.
+                seen.waiting_for_input();
+                let s = rx.recv().await;
+                seen.active();
+                let s = s?;
                 telemetry.add_rows_written(s.rows as u64);
                 telemetry.add_bytes_written(s.sql.len() as u64);
                 let pieces: Vec<Vec<u8>> =
@@ -554,14 +577,18 @@ async fn send_load(
         Ok(chunks.flatten().boxed())
     });
     let what = format!("loading the input into {table}");
-    if let Err(err) = conn.query_drop(sql.as_str()).await {
+    let loaded = tokio::select! {
+        r = conn.query_drop(sql.as_str()) => r,
+        () = activity.stall(read_timeout) => Err(stalled()),
+    };
+    if let Err(err) = loaded {
         let usable = matches!(err, mysql_async::Error::Server(_));
         return Sent::Failed { conn: usable.then_some(conn), err, what };
     }
     if conn.get_warnings() == 0 {
         return Sent::Done(conn);
     }
-    let shown: Result<Vec<(String, u32, String)>, _> = conn.query("SHOW WARNINGS LIMIT 10").await;
+    let shown: Result<Vec<(String, u32, String)>, _> = within(read_timeout, conn.query("SHOW WARNINGS LIMIT 10")).await;
     match shown {
         Err(err) => {
             let usable = matches!(err, mysql_async::Error::Server(_));
@@ -578,20 +605,41 @@ async fn send_load(
     }
 }
 
-/// A random hex tag for side table names.
-fn random_tag() -> String {
-    let mut h = std::hash::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    format!("{:08x}", h.finish() as u32)
+/// When a `LOAD DATA LOCAL` stream last moved: a chunk went to the server, or it waits for input.
+#[derive(Clone)]
+struct Activity {
+    started: std::time::Instant,
+    /// Milliseconds since `started` of the last move; `u64::MAX` while waiting for the input.
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// `<table>__osiris_<tag>_<hex>`, shortened to MySQL's 64-character identifier limit.
-fn side_name(table: &str, tag: &str) -> String {
-    let suffix = format!("__osiris_{tag}_{}", random_tag());
-    let keep = 64usize.saturating_sub(suffix.chars().count());
-    let prefix: String = table.chars().take(keep).collect();
-    format!("{prefix}{suffix}")
+impl Activity {
+    fn new() -> Activity {
+        Activity { started: std::time::Instant::now(), last: Default::default() }
+    }
+
+    fn active(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn waiting_for_input(&self) {
+        self.last.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing moved for `limit` (never while the stream waits for its input).
+    async fn stall(&self, limit: Duration) {
+        let tick = (limit / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let limit_ms = limit.as_millis() as u64;
+        loop {
+            tokio::time::sleep(tick).await;
+            let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+            let now = self.started.elapsed().as_millis() as u64;
+            if last != u64::MAX && now.saturating_sub(last) >= limit_ms {
+                return;
+            }
+        }
+    }
 }
 
 fn first_line(sql: &[u8]) -> String {
@@ -614,15 +662,10 @@ impl Job<'_> {
     }
 
     async fn connect(&mut self) -> Result<(), DriverError> {
-        let connect =
-            tokio::time::timeout(Duration::from_secs(CONNECT_TIMEOUT_SECS), Conn::new(self.t.opts(&SESSION_INIT)));
         let conn = tokio::select! {
             biased;
             () = self.ctx.cancel.cancelled() => return Err(DriverError::cancelled()),
-            r = connect => match r {
-                Err(_) => return Err(connect_timeout(&self.t.w, CONNECT_TIMEOUT_SECS)),
-                Ok(r) => r.map_err(|e| map_error(e, &self.t.w, true))?,
-            },
+            r = self.t.connect_async(&SESSION_INIT) => r?,
         };
         self.conn_id = conn.id();
         self.conn = Some(conn);
@@ -639,8 +682,9 @@ impl Job<'_> {
         if self.opts.echo {
             tracing::info!(step = %self.t.w.step, connection = %self.t.w.connection, sql = %first_line(sql), "mysql.writer");
         }
+        let limit = self.t.read_timeout;
         let conn = self.conn.as_mut().expect("connected before running statements");
-        conn.query_drop(sql).await.map_err(|e| {
+        within(limit, conn.query_drop(sql)).await.map_err(|e| {
             if !matches!(e, mysql_async::Error::Server(_)) {
                 self.interrupted = true;
             }
@@ -654,11 +698,12 @@ impl Job<'_> {
             tracing::info!(step = %self.t.w.step, connection = %self.t.w.connection, sql = %first_line(sql), bytes = sql.len(), "mysql.writer");
         }
         let cancel = self.ctx.cancel.clone();
+        let limit = self.t.read_timeout;
         let conn = self.conn.as_mut().expect("connected before running statements");
         let outcome = tokio::select! {
             biased;
             () = cancel.cancelled() => None,
-            r = conn.query_drop(sql) => Some(r),
+            r = within(limit, conn.query_drop(sql)) => Some(r),
         };
         match outcome {
             None => {
@@ -697,12 +742,12 @@ impl Job<'_> {
     async fn run(&mut self, input: &mut StepInput) -> Result<(), DriverError> {
         self.connect().await?;
         // The literals rely on NO_BACKSLASH_ESCAPES; make sure the session has it.
-        let (sql_mode, max_packet, local_infile): (String, u64, i64) = self
-            .conn()
-            .query_first("SELECT @@SESSION.sql_mode, @@max_allowed_packet, @@local_infile")
-            .await
-            .map_err(|e| map_write_error(e, &self.t.w, "reading the session settings"))?
-            .unwrap_or_default();
+        let limit = self.t.read_timeout;
+        let (sql_mode, max_packet, local_infile): (String, u64, i64) =
+            within(limit, self.conn().query_first("SELECT @@SESSION.sql_mode, @@max_allowed_packet, @@local_infile"))
+                .await
+                .map_err(|e| map_write_error(e, &self.t.w, "reading the session settings"))?
+                .unwrap_or_default();
         self.local_infile = local_infile != 0;
         if !sql_mode.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES") {
             return Err(DriverError::new(
@@ -740,7 +785,8 @@ impl Job<'_> {
                     .with_hint("create the table first, fix `table`/`schema`, or set `create_if_missing: true`"));
                 }
                 self.check_keys_in_input(&schema)?;
-                let stage = self.opts.qualified(&side_name(&self.opts.table, "stage"));
+                self.prepare_side_tables().await?;
+                let stage = self.side_table("stage");
                 let ddl = ddl::create_table(&stage, &schema, &self.opts.keys).map_err(|e| {
                     DriverError::new(
                         "write.schema_mismatch",
@@ -760,8 +806,9 @@ impl Job<'_> {
                 self.check_columns(&schema, &columns)?;
                 match self.opts.mode {
                     WriteMode::Replace => {
-                        let stage = self.opts.qualified(&side_name(&self.opts.table, "stage"));
-                        let old = self.opts.qualified(&side_name(&self.opts.table, "old"));
+                        self.prepare_side_tables().await?;
+                        let stage = self.side_table("stage");
+                        let old = self.side_table("old");
                         self.stage = Some(stage.clone());
                         self.ddl(format!("CREATE TABLE {stage} LIKE {target}"), "creating the staging table").await?;
                         self.load(input, &stage, &schema, hard_cap).await?;
@@ -794,6 +841,50 @@ impl Job<'_> {
     }
 
     /// Column names unique (case-insensitively, like MySQL), types writable.
+    /// The qualified name of this write's `kind` side table.
+    fn side_table(&self, kind: &str) -> String {
+        self.opts.qualified(&side_tables::name(&self.opts.table, kind, &self.tag))
+    }
+
+    /// Before the first side table: drops the side tables of earlier writes of this table that
+    /// are over (a killed process, a lost server), then takes this write's lock so that no other
+    /// writer takes its side tables for stale.
+    async fn prepare_side_tables(&mut self) -> Result<(), DriverError> {
+        let limit = self.t.read_timeout;
+        let schema = self.opts.schema.clone().unwrap_or_else(|| self.t.w.database.clone());
+        let table = self.opts.table.clone();
+        match side_tables::drop_stale(self.conn(), &schema, &table, limit).await {
+            Ok(dropped) => {
+                for name in dropped {
+                    tracing::warn!(step = %self.t.w.step, table = %name, "mysql.writer: dropped a staging table left by an earlier write that did not finish");
+                }
+            }
+            Err(e @ mysql_async::Error::Server(_)) => {
+                // Not being able to look (privileges) must not stop the write.
+                tracing::warn!(step = %self.t.w.step, error = %e, "mysql.writer: cannot look for staging tables left by earlier writes");
+            }
+            Err(e) => {
+                self.interrupted = true;
+                return Err(map_write_error(e, &self.t.w, "looking for staging tables left by earlier writes"));
+            }
+        }
+        let tag = self.tag.clone();
+        match side_tables::claim(self.conn(), &tag, limit).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(DriverError::new(
+                "write.failed",
+                format!("{}: the server lock {} is taken", self.prefix(), side_tables::lock_name(&tag)),
+            )
+            .with_hint("run the step again")),
+            Err(e) => {
+                if !matches!(e, mysql_async::Error::Server(_)) {
+                    self.interrupted = true;
+                }
+                Err(map_write_error(e, &self.t.w, "taking the staging lock"))
+            }
+        }
+    }
+
     fn check_input(&self, schema: &SchemaRef) -> Result<(), DriverError> {
         let mismatch = |msg: String| DriverError::new("write.schema_mismatch", format!("{}: {msg}", self.prefix()));
         if schema.fields().is_empty() {
@@ -852,11 +943,14 @@ impl Job<'_> {
         let sql = format!("SELECT * FROM {target} LIMIT 0");
         let w = self.t.w.clone();
         let table_name = self.display_table();
+        let limit = self.t.read_timeout;
         let conn = self.conn();
-        match conn.query_iter(sql).await {
+        match within(limit, conn.query_iter(sql)).await {
             Ok(result) => {
                 let names = result.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
-                result.drop_result().await.map_err(|e| map_write_error(e, &w, "reading the table's columns"))?;
+                within(limit, result.drop_result())
+                    .await
+                    .map_err(|e| map_write_error(e, &w, "reading the table's columns"))?;
                 Ok(Some(names))
             }
             Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(None),
@@ -894,9 +988,8 @@ impl Job<'_> {
     /// Upsert needs a PRIMARY or UNIQUE key on exactly the `primary_key` columns.
     async fn check_unique_key(&mut self, target: &str) -> Result<(), DriverError> {
         let w = self.t.w.clone();
-        let rows: Vec<mysql_async::Row> = self
-            .conn()
-            .query(format!("SHOW INDEX FROM {target}"))
+        let limit = self.t.read_timeout;
+        let rows: Vec<mysql_async::Row> = within(limit, self.conn().query(format!("SHOW INDEX FROM {target}")))
             .await
             .map_err(|e| map_write_error(e, &w, "reading the table's keys"))?;
         let mut unique: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -1022,14 +1115,18 @@ impl Job<'_> {
         };
         let conn = self.conn.take().expect("connected before loading");
         let (tx, rx) = tokio::sync::mpsc::channel::<Statement>(1);
-        let echo = self.opts.echo.then(|| (self.t.w.step.clone(), self.t.w.connection.clone()));
-        let telemetry = self.ctx.telemetry.clone();
+        let context = Sender {
+            telemetry: self.ctx.telemetry.clone(),
+            echo: self.opts.echo.then(|| (self.t.w.step.clone(), self.t.w.connection.clone())),
+            table: self.display_table(),
+            read_timeout: self.t.read_timeout,
+        };
         let mut sender = if use_load {
             let sql = self.load_statement(into, names, input_types);
             let piece = hard_cap.min(4 << 20);
-            tokio::spawn(send_load(conn, rx, telemetry, echo, self.display_table(), sql, piece))
+            tokio::spawn(send_load(conn, rx, context, sql, piece))
         } else {
-            tokio::spawn(send_statements(conn, rx, telemetry, echo, self.display_table()))
+            tokio::spawn(send_statements(conn, rx, context))
         };
         let stop = self.print_statements(input, into, names, hard_cap, use_load, &tx).await;
         drop(tx);
@@ -1280,23 +1377,23 @@ impl Job<'_> {
             return err;
         }
         let id = self.conn_id;
-        let opts = self.t.opts(&SESSION_INIT);
+        let target = self.t;
         let fresh = tokio::time::timeout(CLEANUP_TIMEOUT, async {
-            let mut c = Conn::new(opts).await?;
+            let mut c = target.connect_async(&SESSION_INIT).await.map_err(|e| e.message)?;
             if id != 0 {
                 // Fails harmlessly when the server already ended that connection.
                 let _ = c.query_drop(format!("KILL CONNECTION {id}")).await;
             }
             if let Some(stage) = &stage {
-                c.query_drop(format!("DROP TABLE IF EXISTS {stage}")).await?;
+                c.query_drop(format!("DROP TABLE IF EXISTS {stage}")).await.map_err(|e| e.to_string())?;
             }
             let _ = c.disconnect().await;
-            Ok::<_, mysql_async::Error>(())
+            Ok::<_, String>(())
         })
         .await;
         let problem = match fresh {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
+            Ok(Err(e)) => Some(e),
             Err(_) => Some(format!("no answer within {} s", CLEANUP_TIMEOUT.as_secs())),
         };
         if let (Some(problem), Some(stage)) = (problem, &stage) {
@@ -1308,21 +1405,5 @@ impl Job<'_> {
             });
         }
         err
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn side_names_fit_mysql_identifiers() {
-        let long = "é".repeat(80);
-        let name = side_name(&long, "stage");
-        assert_eq!(name.chars().count(), 64);
-        assert!(name.contains("__osiris_stage_"));
-        let short = side_name("orders", "old");
-        assert!(short.starts_with("orders__osiris_old_") && short.len() == "orders__osiris_old_".len() + 8);
-        assert_ne!(side_name("t", "stage"), side_name("t", "stage"));
     }
 }
