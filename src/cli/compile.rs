@@ -104,6 +104,7 @@ pub fn compiler<'r>(project: &Project, registry: &'r Registry, pipeline: &Pipeli
         .params(params)
         .env(project.env_map())
         .manifest_short_len(project.config.manifest_short_len)
+        .project_profiles(project.known_profiles())
 }
 
 /// Every problem of a compile failure as diagnostics (a failure that is not about the pipeline's
