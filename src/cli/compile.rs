@@ -44,7 +44,11 @@ pub fn command(registry: &Registry, args: &CompileArgs) -> Result<Outcome, CliEr
         compiled.manifest_short(),
     ));
     if let Some(out) = &args.out {
-        text.push_str(&format!("  copied:   {} (run it: osiris run {})\n", project.show(out), project.show(&out.join("manifest.yaml"))));
+        text.push_str(&format!(
+            "  copied:   {} (run it: osiris run {})\n",
+            project.show(out),
+            project.show(&out.join("manifest.yaml"))
+        ));
     }
     Ok(Outcome::text(text))
 }

@@ -19,9 +19,8 @@ const LAST_COMPILE_DIR_VAR: &str = "OSIRIS_LAST_COMPILE_DIR";
 /// The manifest to run: the last compile (`None`), or the latest one `in_what` names.
 pub fn manifest(project: &Project, in_what: Option<&str>) -> Result<PathBuf, CliError> {
     let Some(given) = in_what else {
-        return compile::last_compile_manifest(&project.base_dir).map_err(|e| {
-            CliError::usage(e.to_string(), "run `osiris compile FILE` first, or pass the pipeline file")
-        });
+        return compile::last_compile_manifest(&project.base_dir)
+            .map_err(|e| CliError::usage(e.to_string(), "run `osiris compile FILE` first, or pass the pipeline file"));
     };
     let value = if given.is_empty() {
         std::env::var(LAST_COMPILE_DIR_VAR).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
@@ -51,7 +50,10 @@ fn in_directory(dir: &Path) -> Result<PathBuf, CliError> {
         return Ok(manifest);
     }
     Err(CliError::usage(
-        format!("--last-compile-in {}: the directory holds no compile (no LATEST, .osiris/index/last_compile.txt or manifest.yaml)", dir.display()),
+        format!(
+            "--last-compile-in {}: the directory holds no compile (no LATEST, .osiris/index/last_compile.txt or manifest.yaml)",
+            dir.display()
+        ),
         "name a pipeline's build folder (build/pipelines/<profile>/<slug>), a project, or a pipeline slug",
     ))
 }
@@ -70,7 +72,10 @@ fn by_slug(project: &Project, slug: &str) -> Result<PathBuf, CliError> {
         None => format!("compiled pipelines: {}", known.join(", ")),
     };
     Err(CliError::usage(
-        format!("--last-compile-in {slug}: no such directory, and no compile of a pipeline with slug '{slug}' ({})", project.show(&pointer)),
+        format!(
+            "--last-compile-in {slug}: no such directory, and no compile of a pipeline with slug '{slug}' ({})",
+            project.show(&pointer)
+        ),
         hint,
     ))
 }

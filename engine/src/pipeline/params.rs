@@ -293,7 +293,10 @@ pub fn input_diagnostics(
                 Severity::Error,
                 "unknown_param",
                 "",
-                format!("--param {}: the pipeline neither declares nor uses a parameter '{}'", unknown.name, unknown.name),
+                format!(
+                    "--param {}: the pipeline neither declares nor uses a parameter '{}'",
+                    unknown.name, unknown.name
+                ),
             )
             .with_hint(hint)
             .at(Some(file), doc.key_location(&path)),
