@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use osiris_engine::compile::{self, BuildPaths, CompileError, Compiled, Compiler};
+use osiris_engine::connections::file::ConnectionsFile;
+use osiris_engine::connections::keys::compiled_key_diagnostics;
 use osiris_engine::pipeline::validate::{Diagnostic, Severity};
 use osiris_engine::registry::Registry;
 use serde_json::json;
@@ -94,6 +96,11 @@ pub fn compile_and_write(
     pipeline: &PipelineArgs,
 ) -> Result<(Compiled, BuildPaths), CliError> {
     let compiled = compiler(project, registry, pipeline).compile_file(file).map_err(|e| compile_error(file, e))?;
+    let problems = connection_key_problems(project, registry, &compiled);
+    if !problems.is_empty() {
+        let err = CompileError::Validation { file: file.display().to_string(), diagnostics: problems };
+        return Err(compile_error(file, err));
+    }
     let paths = compile::write_with_build_dir(&compiled, &project.base_dir, &project.config.build_dir)
         .map_err(|e| compile_error(file, e))?;
     Ok((compiled, paths))
@@ -109,6 +116,16 @@ pub fn compiler<'r>(project: &Project, registry: &'r Registry, pipeline: &Pipeli
         .env(project.env_map())
         .manifest_short_len(project.config.manifest_short_len)
         .project_profiles(project.known_profiles())
+}
+
+/// The `unknown_connection_key` errors of the connection entries the compiled steps use, when
+/// the project has a connections file that loads (a run needs it and reports its problems;
+/// compile does not).
+pub fn connection_key_problems(project: &Project, registry: &Registry, compiled: &Compiled) -> Vec<Diagnostic> {
+    match ConnectionsFile::load(project.home.as_deref(), &project.cwd) {
+        Ok(file) => compiled_key_diagnostics(compiled, &file, registry),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Every problem of a compile failure as diagnostics (a failure that is not about the pipeline's

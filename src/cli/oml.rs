@@ -11,7 +11,7 @@ use osiris_engine::registry::Registry;
 use osiris_engine::yaml::parse_located;
 use serde_json::{Value, json};
 
-use super::compile::{compile_diagnostics, compiler};
+use super::compile::{compile_diagnostics, compiler, connection_key_problems};
 use super::project::Project;
 use super::{CliError, Outcome, ValidateArgs};
 
@@ -46,7 +46,7 @@ pub fn validate_files(registry: &Registry, args: &ValidateArgs) -> Result<Outcom
 /// What `osiris compile` would report for a structurally valid file, without writing anything.
 fn compile_problems(project: &Project, registry: &Registry, args: &ValidateArgs, file: &Path) -> Vec<Diagnostic> {
     match compiler(project, registry, &args.pipeline).compile_file(file) {
-        Ok(_) => Vec::new(),
+        Ok(compiled) => connection_key_problems(project, registry, &compiled),
         Err(e) => compile_diagnostics(file, &e),
     }
 }

@@ -23,6 +23,7 @@ pub(crate) fn filesystem_connection() -> ConnectionSpec {
             override_policy: OverridePolicy::Allowed,
             secret: false,
         }],
+        ignored_keys: Vec::new(),
     }
 }
 

@@ -117,5 +117,12 @@ pub fn connection_spec() -> ConnectionSpec {
             field("user", OverridePolicy::Forbidden, false),
             field("password", OverridePolicy::Forbidden, true),
         ],
+        ignored_keys: OSIRIS_IGNORED_KEYS.iter().map(|k| k.to_string()).collect(),
     }
 }
+
+/// Keys of Osiris's MySQL connections (its `osiris init` template, its connection schema and its
+/// SQLAlchemy client) that set up Python's connection pool or driver: accepted and ignored here
+/// (the extractor streams over one connection, the writer uses one per step, always utf8mb4).
+const OSIRIS_IGNORED_KEYS: &[&str] =
+    &["pool_size", "max_overflow", "pool_recycle", "echo", "charset", "timeout", "write_timeout"];
