@@ -296,3 +296,43 @@ fn worker_environ(root: &std::path::Path) -> Option<Vec<String>> {
     }
     None
 }
+
+/// The commands the README says take `--json` (the list after "`--json` prints the result as JSON
+/// instead of text on:").
+fn readme_json_commands() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("`--json` prints the result as JSON instead of text on:").expect("the README lists them");
+    let list = &readme[start..];
+    let list = &list[list.find("on:").unwrap() + 3..list.find(". ").unwrap()];
+    list.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+#[test]
+fn every_command_the_readme_says_takes_json_describes_it_in_its_help() {
+    let commands = readme_json_commands();
+    assert!(commands.len() >= 9 && commands.contains(&"connections doctor".to_string()), "{commands:?}");
+    let project = Project::new();
+    for command in &commands {
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.push("--help");
+        let output = project.run(&args);
+        assert_eq!(output.status.code(), Some(0), "{command}: {}", describe(&output));
+        let help = String::from_utf8_lossy(&output.stdout).into_owned();
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with("--json"))
+            .unwrap_or_else(|| panic!("{command}: no --json in\n{help}"));
+        // clap puts the description on the flag's line, or on the next one when it is long.
+        let mut description = lines[at].trim_start().trim_start_matches("--json").trim();
+        if description.is_empty() {
+            description = lines.get(at + 1).map_or("", |l| l.trim()).trim_start_matches(|c| c == '-');
+            assert!(!lines[at + 1].trim_start().starts_with('-'), "{command}: --json is not described:\n{help}");
+        }
+        assert!(description.len() >= 10, "{command}: --json is not described:\n{help}");
+    }
+    let top = project.run(&["--help"]);
+    let help = String::from_utf8_lossy(&top.stdout).into_owned();
+    assert!(help.contains("--json") && help.contains("--verbose"), "{help}");
+    assert!(!help.contains("today") && !help.contains("tomorrow"), "stale text in --help:\n{help}");
+}

@@ -88,10 +88,14 @@ struct ValidateArgs {
 
 #[derive(Args, Debug, Clone)]
 struct PipelineArgs {
-    /// Profile whose `profiles.<name>.params` apply (default: osiris.yaml's default, "dev").
+    /// Profile whose `profiles.<name>.params` apply (default: osiris.yaml's default, "dev"). It
+    /// must be one the pipeline (`profiles:`) or osiris.yaml (`filesystem.profiles.values`)
+    /// declares: a misspelt profile is an error, not a run with the defaults.
     #[arg(long, short = 'p')]
     profile: Option<String>,
-    /// Set a pipeline parameter (highest precedence); repeat for several.
+    /// Set a pipeline parameter (highest precedence); repeat for several. The pipeline must
+    /// declare it under `params:` or use it as `${params.NAME}` (unless it sets
+    /// `allow_undeclared_params: true`): a misspelt name is an error.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
 }
@@ -107,7 +111,8 @@ struct CompileArgs {
     /// pointers are written as always. (Osiris parses `--out` but ignores it.)
     #[arg(long, value_name = "DIR")]
     out: Option<std::path::PathBuf>,
-    /// Print a JSON result instead of text.
+    /// Print a JSON result instead of text: `{status, manifest_path, build_dir, manifest_hash,
+    /// ..., warnings}`, or `{status: "error", errors: [...]}`.
     #[arg(long)]
     json: bool,
 }
@@ -140,7 +145,8 @@ struct RunArgs {
     /// (default: osiris.yaml `runtime.memory_budget`, else 256MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory_budget: Option<u64>,
-    /// Print a JSON result instead of text (no progress display).
+    /// Print a JSON result instead of text (no progress display): `{status, session_dir,
+    /// outputs, steps, warnings, ...}`; a failed run adds `error_code` and `failed_step`.
     #[arg(long)]
     json: bool,
     /// Print every event and metric as a JSON line on stderr as it happens (no progress display).
