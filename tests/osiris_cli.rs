@@ -326,7 +326,7 @@ fn every_command_the_readme_says_takes_json_describes_it_in_its_help() {
         // clap puts the description on the flag's line, or on the next one when it is long.
         let mut description = lines[at].trim_start().trim_start_matches("--json").trim();
         if description.is_empty() {
-            description = lines.get(at + 1).map_or("", |l| l.trim()).trim_start_matches(|c| c == '-');
+            description = lines.get(at + 1).map_or("", |l| l.trim());
             assert!(!lines[at + 1].trim_start().starts_with('-'), "{command}: --json is not described:\n{help}");
         }
         assert!(description.len() >= 10, "{command}: --json is not described:\n{help}");
