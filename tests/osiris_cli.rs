@@ -259,6 +259,7 @@ fn osiris_e2b_flags_reach_the_sandbox() {
     );
     sleepy
         .write("sandbox.env", "# sandbox-wide settings\nFROM_ENV_FILE=file-value-7\nexport SECOND_ONE=\"two words\"\n");
+    let started = std::time::Instant::now();
     let host = sleepy
         .osiris(&["run", "p.yaml", "--json", "--e2b", "--e2b-env-from", "sandbox.env", "--timeout", "5"])
         .envs(target.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -276,7 +277,10 @@ fn osiris_e2b_flags_reach_the_sandbox() {
     }
     let output = host.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(stdout_json(&output)["message"].as_str().unwrap().contains("--e2b-timeout"), "{}", describe(&output));
+    // The sandbox's 5 s lifetime ended the 60 s query. (Which words the message uses depends on
+    // how the adapter attributes the kill, which is not this flag's business.)
+    assert!(started.elapsed() < Duration::from_secs(45), "the run took {:?}", started.elapsed());
+    assert_eq!(stdout_json(&output)["failed_step"], "extract", "{}", describe(&output));
     let missing = sleepy.run(&["run", "p.yaml", "--e2b", "--e2b-env-from", "nope.env"]);
     assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
     assert!(stderr(&missing).contains("--e2b-env-from nope.env"), "{}", describe(&missing));
