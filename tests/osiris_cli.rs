@@ -185,6 +185,10 @@ fn dry_run_prepares_and_prints_the_plan_without_running() {
     assert_eq!(sandbox["min_memory_mib"], 8192);
     assert_eq!(sandbox["timeout_seconds"], 60);
     assert!(stderr(&e2b).contains("--e2b-install-deps has no effect"), "{}", describe(&e2b));
+    // What the adapter would refuse before creating a sandbox, the dry run refuses too.
+    let unset = project.run(&["run", "p.yaml", "--dry-run", "--e2b", "--e2b-pass-env", "OSIRIS_TEST_SURELY_UNSET"]);
+    assert_eq!(unset.status.code(), Some(2), "{}", describe(&unset));
+    assert!(stderr(&unset).contains("OSIRIS_TEST_SURELY_UNSET is not set"), "{}", describe(&unset));
 }
 
 #[test]

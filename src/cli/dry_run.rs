@@ -16,6 +16,9 @@ pub fn report(
     args: &RunArgs,
     sandbox_env: &[(String, String)],
 ) -> Result<Outcome, CliError> {
+    if target == Target::E2b {
+        check_pass_env(&args.e2b_options.e2b_pass_env)?;
+    }
     let plan = plan_json(compiled, prepared, target, args, sandbox_env);
     if args.json {
         return Ok(Outcome::json(plan));
@@ -58,6 +61,18 @@ fn plan_json(
         "outputs": files(&prepared.io_layout.outputs),
         "warnings": compiled.warnings,
     })
+}
+
+/// What the E2B adapter checks before creating a sandbox, without E2B: every `--e2b-pass-env`
+/// variable is set.
+fn check_pass_env(names: &[String]) -> Result<(), CliError> {
+    match names.iter().find(|name| std::env::var_os(name.as_str()).is_none()) {
+        Some(name) => Err(CliError::usage(
+            format!("--e2b-pass-env {name}: {name} is not set in this environment"),
+            format!("export {name}, or drop --e2b-pass-env {name}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The sandbox a run would ask for; variable values are left out (names only).
