@@ -12,12 +12,15 @@ connections:
   filesystem:
     local:
       default: true
+      allow_unknown_keys: true
       base_dir: ${DATA_DIR}
       api_token: ${SECRET_TOKEN}
     literal:
+      allow_unknown_keys: true
       base_dir: data
       password: literal-secret-9876
     tricky:
+      allow_unknown_keys: true
       base_dir: ${DATA_DIR}
       dsn: "mysql://app:${DSN_PW}@db.local/movies"
       options:

@@ -68,6 +68,8 @@ pub struct OsirisConfig {
     pub run_logs_dir: String,
     /// `filesystem.profiles.default` (default `dev`).
     pub default_profile: String,
+    /// `filesystem.profiles.values`: the project's profiles (empty when not set).
+    pub profile_values: Vec<String>,
     /// `filesystem.naming.manifest_short_len` (default 7, 3..=16).
     pub manifest_short_len: usize,
     /// `runtime.memory_budget` in bytes (`"256MiB"` or an integer).
@@ -89,6 +91,7 @@ impl Default for OsirisConfig {
             build_dir: "build".to_string(),
             run_logs_dir: "run_logs".to_string(),
             default_profile: "dev".to_string(),
+            profile_values: Vec::new(),
             manifest_short_len: 7,
             memory_budget: None,
             batch_size: None,
@@ -147,6 +150,12 @@ impl OsirisConfig {
         }
         if let Some(s) = string("/filesystem/profiles/default", "filesystem.profiles.default")? {
             cfg.default_profile = s;
+        }
+        if let Some(v) = get("/filesystem/profiles/values") {
+            cfg.profile_values = v
+                .as_array()
+                .and_then(|items| items.iter().map(|i| i.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| invalid("filesystem.profiles.values", "expected a list of profile names"))?;
         }
         if let Some(v) = get("/filesystem/naming/manifest_short_len") {
             cfg.manifest_short_len =
@@ -208,6 +217,7 @@ mod tests {
         assert_eq!(cfg.run_logs_dir, "logs");
         assert_eq!(cfg.build_dir, "build");
         assert_eq!(cfg.default_profile, "prod");
+        assert_eq!(cfg.profile_values, vec!["dev".to_string(), "prod".to_string()]);
         assert_eq!(cfg.manifest_short_len, 10);
         assert_eq!(cfg.memory_budget, Some(1 << 20));
         assert_eq!(cfg.batch_size, Some(4096));

@@ -242,4 +242,8 @@ impl SecretSource for Layered {
     fn get(&self, name: &str) -> Option<String> {
         self.synthetic.get(name).cloned().or_else(|| self.caller.get(name))
     }
+
+    fn is_set_but_empty(&self, name: &str) -> bool {
+        self.caller.is_set_but_empty(name)
+    }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::compile::Compiled;
 use crate::connections::file::{ConnectionFileError, ConnectionsFile};
+use crate::connections::keys::{allowed_keys, step_connection};
 use crate::connections::secret_names::Declared;
 use crate::connections::{ConnectionDescriptor, SecretSource};
 use crate::prepared::{IoLayout, PreparedRun, ResolvedConnection, RunLimits, RunMetadata, RunParams, StepFile};
@@ -94,25 +95,26 @@ pub fn prepare(
             compiled.step_config(&mstep.id).ok_or_else(|| PrepareError::MissingConfig { step: mstep.id.clone() })?;
         cfg_index.insert(mstep.cfg_path.clone(), cfg.clone());
         let files = step_files(&mstep.id, spec, cfg);
-        let reference = cfg.get("connection").and_then(Value::as_str);
-        let target = match (reference, &spec.connection) {
-            (Some(r), _) => {
-                let (family, alias) = r.trim_start_matches('@').split_once('.').unwrap_or((r, ""));
-                Some((family.to_string(), Some(alias.to_string()), r.to_string()))
-            }
-            (None, Some(c)) if c.required => Some((c.family.clone(), None, format!("@{} (default alias)", c.family))),
-            _ => None,
-        };
-        let Some((family, alias, shown)) = target else {
+        let Some((family, alias)) = step_connection(cfg, spec) else {
             io_layout.add(files, None);
             continue;
         };
+        let shown = match &alias {
+            Some(alias) => format!("@{family}.{alias}"),
+            None => format!("@{family} (default alias)"),
+        };
+        let connection_error = |source| PrepareError::Connection {
+            step: mstep.id.clone(),
+            reference: shown.clone(),
+            source: Box::new(source),
+        };
+        if let Some(allowed) = allowed_keys(registry, &family) {
+            connections.check_keys(&family, alias.as_deref(), &allowed).map_err(connection_error)?;
+        }
         // Every component of the family declares its own secret fields; binding with all of them
         // keeps one descriptor per connection, whichever steps share it.
         let declared = family_declared_secrecy(registry, &family);
-        let resolved = connections.resolve(&family, alias.as_deref(), &declared, env).map_err(|source| {
-            PrepareError::Connection { step: mstep.id.clone(), reference: shown, source: Box::new(source) }
-        })?;
+        let resolved = connections.resolve(&family, alias.as_deref(), &declared, env).map_err(connection_error)?;
         let mut descriptor = resolved.descriptor;
         let label = format!("@{}.{}", descriptor.family, descriptor.alias);
         component

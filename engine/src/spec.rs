@@ -240,6 +240,11 @@ pub struct ConnectionSpec {
     pub required: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<ConnectionField>,
+    /// Keys that Osiris's connection files carry for this family and that this engine accepts
+    /// and ignores (`pool_size`, `echo`, ...). Every other key that no component of the family
+    /// declares in `fields` is an error in the connections file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored_keys: Vec<String>,
 }
 
 /// The full description of a component.
@@ -312,11 +317,17 @@ impl ComponentSpec {
         match &self.connection {
             Some(c) => {
                 let fields: Vec<&str> = c.fields.iter().map(|f| f.name.as_str()).collect();
+                let ignored: Vec<String> = c.ignored_keys.iter().map(|k| format!("`{k}`")).collect();
                 out.push_str(&format!(
-                    "- connection: family `{}`, {}{}\n",
+                    "- connection: family `{}`, {}{}{}\n",
                     c.family,
                     if c.required { "required" } else { "optional" },
-                    if fields.is_empty() { String::new() } else { format!("; provides {}", fields.join(", ")) }
+                    if fields.is_empty() { String::new() } else { format!("; provides {}", fields.join(", ")) },
+                    if ignored.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; accepts and ignores Osiris's {}", ignored.join(", "))
+                    }
                 ));
             }
             None => out.push_str("- connection: none\n"),

@@ -63,6 +63,8 @@ pub fn registry() -> Registry {
                 ConnectionField::new("user", OverridePolicy::Forbidden),
                 ConnectionField::new("password", OverridePolicy::Forbidden).secret(),
             ],
+            // Accepted keys beyond `fields`; the secret tests' connection files carry the others.
+            ignored_keys: ["pool_size", "dsn", "options", "b_password"].map(String::from).to_vec(),
         }),
         example: None,
     }))
@@ -80,7 +82,12 @@ pub fn registry() -> Registry {
             ConfigField::with_default("header", FieldType::Boolean, json!(true), "header"),
             ConfigField::with_default("batch", FieldType::Integer, json!(10), "batch"),
         ],
-        connection: Some(ConnectionSpec { family: "files".into(), required: false, fields: vec![] }),
+        connection: Some(ConnectionSpec {
+            family: "files".into(),
+            required: false,
+            fields: vec![],
+            ignored_keys: vec![],
+        }),
         example: None,
     }))
     .unwrap();

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use osiris_engine::connections::SecretSource;
 use osiris_engine::connections::file::ConnectionsFile;
+use osiris_engine::connections::keys::{allowed_keys, file_diagnostics};
 use osiris_engine::driver::DriverError;
 use osiris_engine::prepare::family_declared_secrecy;
 use osiris_engine::registry::Registry;
@@ -25,14 +27,25 @@ pub fn list(registry: &Registry, as_json: bool) -> Result<Outcome, CliError> {
     let file = load(&project)?;
     let declared = |family: &str| family_declared_secrecy(registry, family);
     let env = project.secrets(&[]);
-    let listing = file.list_masked(&declared, &env);
-    if as_json {
-        return Ok(Outcome::json(listing));
-    }
-    Ok(Outcome::text(render(&listing)))
+    let mut listing = file.list_masked(&declared, &env);
+    let (errors, warnings) = file_diagnostics(&file, registry);
+    let failed = !errors.is_empty();
+    let outcome = if as_json {
+        listing["errors"] = json!(errors);
+        listing["warnings"] = json!(warnings);
+        Outcome::json(listing)
+    } else {
+        let mut text = render(&listing, &env);
+        for d in errors.iter().chain(&warnings) {
+            text.push_str(&format!("{d}\n"));
+        }
+        Outcome::text(text)
+    };
+    // Like `oml validate`: the listing is printed, and a problem in the file exits 1.
+    Ok(if failed { Outcome::WithCode(Box::new(outcome), 1) } else { outcome })
 }
 
-fn render(listing: &Value) -> String {
+fn render(listing: &Value, env: &dyn SecretSource) -> String {
     let Some(families) = listing.get("connections").and_then(Value::as_object).filter(|f| !f.is_empty()) else {
         return "No connections found: create osiris_connections.yaml in $OSIRIS_HOME or the working directory (see docs/connections.md).\n".to_string();
     };
@@ -47,7 +60,11 @@ fn render(listing: &Value) -> String {
                 text.push_str(&format!("    {key}: {shown}\n"));
             }
             for (var, set) in entry["env_vars"].as_object().into_iter().flatten() {
-                let mark = if set == &json!(true) { "✓ set" } else { "✗ NOT SET" };
+                let mark = match (set == &json!(true), env.is_set_but_empty(var)) {
+                    (true, _) => "✓ set",
+                    (false, true) => "✗ EMPTY (an empty variable counts as unset)",
+                    (false, false) => "✗ NOT SET",
+                };
                 text.push_str(&format!("    env {var}: {mark}\n"));
             }
         }
@@ -88,6 +105,11 @@ async fn check(registry: &Registry, project: &Project, file: &ConnectionsFile, f
     let config_error = |message: String| json!({"status": "error", "category": "config", "message": message});
     let declared = family_declared_secrecy(registry, family);
     let env = project.secrets(&[]);
+    if let Some(allowed) = allowed_keys(registry, family)
+        && let Err(e) = file.check_keys(family, Some(alias), &allowed)
+    {
+        return config_error(e.to_string());
+    }
     let resolved = match file.resolve(family, Some(alias), &declared, &env) {
         Ok(resolved) => resolved,
         Err(e) => return config_error(e.to_string()),

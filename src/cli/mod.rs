@@ -6,6 +6,8 @@
 mod compile;
 mod components;
 mod connections;
+mod dry_run;
+mod last_compile;
 mod oml;
 mod progress;
 mod project;
@@ -19,14 +21,22 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use osiris_engine::spec::Mode;
 
-/// Run declarative data pipelines (Osiris OML) on Apache Arrow: locally today, in a child
-/// process or an E2B sandbox tomorrow, with identical results.
+/// Run declarative data pipelines (Osiris OML) on Apache Arrow: in this process, in a child
+/// worker process or in an E2B sandbox, with identical results.
 #[derive(Parser, Debug)]
 #[command(name = "osiris", version, propagate_version = true, arg_required_else_help = true)]
 #[command(
     after_help = "Examples:\n  osiris oml validate pipelines/orders.yaml\n  osiris compile pipelines/orders.yaml --profile prod --param since=2024-01-01\n  osiris run pipelines/orders.yaml --memory-budget 512MiB\n  osiris run --last-compile --json\n  osiris components show filesystem.csv_writer"
 )]
 struct Cli {
+    /// Print the command's result as JSON (Osiris's global spelling of the command's own
+    /// `--json`; `osiris --json run ...` = `osiris run ... --json`).
+    #[arg(long)]
+    json: bool,
+    /// Verbose output (Osiris's global spelling): for `run` the same as `run --verbose`; the
+    /// other commands have nothing more to print.
+    #[arg(long, short = 'v')]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,24 +67,36 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum OmlCommand {
-    /// Check pipeline files and report every problem with file:line:column and a hint.
-    /// Exits 0 when all files are valid, 1 when not.
-    Validate {
-        /// OML files to check.
-        #[arg(required = true)]
-        files: Vec<std::path::PathBuf>,
-        /// Print a JSON report instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Check pipeline files and report every problem `osiris compile` would, with
+    /// file:line:column and a hint: the structure, then a full compile in memory (parameters,
+    /// profile, every step's config as its driver checks it, the connections it uses); nothing
+    /// is written. Exits 0 when all files are valid, 1 when not.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    /// OML files to check.
+    #[arg(required = true)]
+    files: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Print a JSON report instead of text (`{valid, file, errors, warnings, ...}`; several
+    /// files: `{files: [...], all_valid}`).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 struct PipelineArgs {
-    /// Profile whose `profiles.<name>.params` apply (default: osiris.yaml's default, "dev").
+    /// Profile whose `profiles.<name>.params` apply (default: osiris.yaml's default, "dev"). It
+    /// must be one the pipeline (`profiles:`) or osiris.yaml (`filesystem.profiles.values`)
+    /// declares: a misspelt profile is an error, not a run with the defaults.
     #[arg(long, short = 'p')]
     profile: Option<String>,
-    /// Set a pipeline parameter (highest precedence); repeat for several.
+    /// Set a pipeline parameter (highest precedence); repeat for several. The pipeline must
+    /// declare it under `params:` or use it as `${params.NAME}` (unless it sets
+    /// `allow_undeclared_params: true`): a misspelt name is an error.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
 }
@@ -85,7 +107,13 @@ struct CompileArgs {
     file: std::path::PathBuf,
     #[command(flatten)]
     pipeline: PipelineArgs,
-    /// Print a JSON result instead of text.
+    /// Also copy the compiled files (manifest.yaml, cfg/, plan.json, ...) into DIR, which
+    /// `osiris run DIR/manifest.yaml` runs. The build directory and the `--last-compile`
+    /// pointers are written as always. (Osiris parses `--out` but ignores it.)
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Print a JSON result instead of text: `{status, manifest_path, build_dir, manifest_hash,
+    /// ..., warnings}`, or `{status: "error", errors: [...]}`.
     #[arg(long)]
     json: bool,
 }
@@ -93,18 +121,33 @@ struct CompileArgs {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// The OML pipeline file (or a compiled manifest.yaml).
-    #[arg(required_unless_present = "last_compile", conflicts_with = "last_compile")]
+    #[arg(required_unless_present_any = ["last_compile", "last_compile_in"], conflicts_with_all = ["last_compile", "last_compile_in"])]
     file: Option<std::path::PathBuf>,
     /// Run the most recent `osiris compile` output (.osiris/index/last_compile.txt).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "last_compile_in")]
     last_compile: bool,
+    /// Run the latest compile of one pipeline: a pipeline slug (`.osiris/index/latest/<slug>.txt`,
+    /// as in Osiris), or a directory holding a `LATEST` pointer (`build/pipelines/<profile>/<slug>`),
+    /// a project's `.osiris/index/last_compile.txt` or a `manifest.yaml` (`compile --out DIR`).
+    /// Without a value: $OSIRIS_LAST_COMPILE_DIR.
+    #[arg(long, value_name = "SLUG|DIR", num_args = 0..=1, default_missing_value = "")]
+    last_compile_in: Option<String>,
     #[command(flatten)]
     pipeline: PipelineArgs,
+    /// After the run (succeeded or failed), copy its `artifacts/` into DIR, as Osiris does.
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Compile and prepare (connections resolved, environment variables checked), then print
+    /// what would run, where, with which E2B options, without running anything or creating a
+    /// run log.
+    #[arg(long)]
+    dry_run: bool,
     /// Step-cache memory budget, e.g. 256MiB or 2GB; past it batches spill to disk
     /// (default: osiris.yaml `runtime.memory_budget`, else 256MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory_budget: Option<u64>,
-    /// Print a JSON result instead of text (no progress display).
+    /// Print a JSON result instead of text (no progress display): `{status, session_dir,
+    /// outputs, steps, warnings, ...}`; a failed run adds `error_code` and `failed_step`.
     #[arg(long)]
     json: bool,
     /// Print every event and metric as a JSON line on stderr as it happens (no progress display).
@@ -127,15 +170,18 @@ struct RunArgs {
 #[command(next_help_heading = "E2B (with --e2b / --target e2b)")]
 pub struct E2bArgs {
     /// Sandbox lifetime in seconds: the sandbox, and the run in it, are killed when it expires
-    /// [default: 900].
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    /// [default: 900]. `--timeout` is Osiris's spelling.
+    #[arg(long, visible_alias = "timeout", value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub e2b_timeout: Option<u32>,
     /// vCPUs the sandbox must have. E2B sizes sandboxes by template, so a template with fewer
-    /// fails the run before anything is uploaded; pick one with --e2b-template.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    /// fails the run before anything is uploaded; pick one with --e2b-template. `--cpu` is
+    /// Osiris's spelling.
+    #[arg(long, visible_alias = "cpu", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub e2b_cpu: Option<u32>,
-    /// Memory the sandbox must have, e.g. 2GiB (checked like --e2b-cpu).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Memory the sandbox must have (checked like --e2b-cpu): a bare number is GB (GiB, as E2B
+    /// counts), as in Osiris (`--e2b-mem 4`), or a size with its unit (`512MiB`, `2GiB`).
+    /// `--memory-gb` is Osiris's spelling.
+    #[arg(long, visible_alias = "memory-gb", value_name = "GB|SIZE", value_parser = parse_gigabytes)]
     pub e2b_mem: Option<u64>,
     /// Sandbox template (id or alias) [default: base].
     #[arg(long, value_name = "TEMPLATE")]
@@ -144,12 +190,37 @@ pub struct E2bArgs {
     /// secrets travel by themselves, to the worker process only.
     #[arg(long = "e2b-env", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub e2b_env: Vec<(String, String)>,
+    /// Set the sandbox-wide environment variables of a `.env`-style file (`NAME=VALUE` lines;
+    /// repeat for several files). Like --e2b-env: not for secrets.
+    #[arg(long = "e2b-env-from", value_name = "FILE")]
+    pub e2b_env_from: Vec<std::path::PathBuf>,
     /// Pass this variable of the host environment to the worker process (repeat for several).
     #[arg(long = "e2b-pass-env", value_name = "NAME")]
     pub e2b_pass_env: Vec<String>,
+    /// Accepted for Osiris compatibility and has no effect: the worker is this one `osiris`
+    /// binary, with no dependencies to install in the sandbox (a note says so on stderr).
+    #[arg(long)]
+    pub e2b_install_deps: bool,
 }
 
 impl E2bArgs {
+    /// The sandbox-wide variables: every `--e2b-env-from` file's pairs, then `--e2b-env` (which
+    /// wins for a name set by both).
+    pub fn sandbox_env(&self) -> Result<Vec<(String, String)>, CliError> {
+        let mut env = Vec::new();
+        for file in &self.e2b_env_from {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                CliError::usage(
+                    format!("--e2b-env-from {}: {e}", file.display()),
+                    "name an existing file of NAME=VALUE lines",
+                )
+            })?;
+            env.extend(osiris_engine::connections::dotenv::parse_dotenv(&text));
+        }
+        env.extend(self.e2b_env.iter().cloned());
+        Ok(env)
+    }
+
     /// The flags given, by name (for "only with --e2b" errors).
     pub fn given(&self) -> Vec<&'static str> {
         let mut given = Vec::new();
@@ -159,7 +230,9 @@ impl E2bArgs {
             ("--e2b-mem", self.e2b_mem.is_some()),
             ("--e2b-template", self.e2b_template.is_some()),
             ("--e2b-env", !self.e2b_env.is_empty()),
+            ("--e2b-env-from", !self.e2b_env_from.is_empty()),
             ("--e2b-pass-env", !self.e2b_pass_env.is_empty()),
+            ("--e2b-install-deps", self.e2b_install_deps),
         ];
         for (flag, set) in flags {
             if set {
@@ -194,8 +267,10 @@ impl Target {
 
 #[derive(Subcommand, Debug)]
 enum ConnectionsCommand {
-    /// List connections per family with secrets masked and which env vars are set.
+    /// List connections per family with secrets masked and which env vars are set; exits 1 when
+    /// an entry has a key its family does not know.
     List {
+        /// Print `{connections: {family: {alias: {config, env_vars, is_default}}}}` as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -209,6 +284,8 @@ enum ConnectionsCommand {
         /// Only this alias.
         #[arg(long)]
         alias: Option<String>,
+        /// Print `{results: {family: {alias: {status, category, latency_ms, message}}}, all_ok}`
+        /// as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -221,12 +298,18 @@ enum ComponentsCommand {
         /// Only components supporting this mode.
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
+        /// Only components this binary can run (Osiris's filter): every built-in component has
+        /// a driver, so all of them.
+        #[arg(long)]
+        runnable: bool,
+        /// Print a JSON list (`[{name, version, modes, description, runnable, connection_family}]`).
         #[arg(long)]
         json: bool,
     },
     /// Show a component's spec: modes, config keys, defaults, secrets, connection family.
     Show {
         name: String,
+        /// Print the spec as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -255,6 +338,18 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
         return Err(format!("parameter name is empty in '{text}'"));
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+/// `--e2b-mem`: a bare number is GiB (Osiris's `--memory-gb`), anything else a size with its unit.
+fn parse_gigabytes(text: &str) -> Result<u64, String> {
+    if let Ok(gigabytes) = text.trim().parse::<u64>() {
+        return gigabytes
+            .checked_mul(1 << 30)
+            .filter(|bytes| *bytes > 0)
+            .ok_or_else(|| format!("'{text}' is not a memory size; use a number of GB like 4, or e.g. 512MiB"));
+    }
+    osiris_engine::runtime::budget::parse_byte_size(text)
+        .ok_or_else(|| format!("'{text}' is not a memory size; use a number of GB like 4, or e.g. 512MiB"))
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -314,8 +409,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
         }
     };
-    let json = wants_json(&cli.command);
-    match dispatch(cli.command) {
+    let mut command = cli.command;
+    if let Err(err) = apply_global_flags(&mut command, cli.json, cli.verbose) {
+        emit(&mut std::io::stderr(), &format!("error: {}\n", err.message));
+        return ExitCode::from(err.code);
+    }
+    let json = wants_json(&command);
+    match dispatch(command) {
         Ok(outcome) => print_outcome(outcome),
         Err(err) => {
             if json {
@@ -335,9 +435,39 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Osiris's global `--json` / `--verbose` (before the subcommand) become the subcommand's own.
+fn apply_global_flags(command: &mut Command, json: bool, verbose: bool) -> Result<(), CliError> {
+    if verbose && let Command::Run(args) = command {
+        args.verbose = true;
+    }
+    if !json {
+        return Ok(());
+    }
+    match command {
+        Command::Oml(OmlCommand::Validate(args)) => args.json = true,
+        Command::Compile(args) => args.json = true,
+        Command::Run(args) => args.json = true,
+        Command::Worker(_) => {
+            return Err(CliError::usage(
+                "--json does not apply to `osiris worker`: its stdout is the telemetry stream",
+                "drop --json",
+            ));
+        }
+        Command::Sandbox(sandbox::SandboxCommand::Serve(args)) => args.set_json(),
+        Command::Sandbox(sandbox::SandboxCommand::StageBinary { json, .. }) => *json = true,
+        Command::Connections(ConnectionsCommand::List { json } | ConnectionsCommand::Doctor { json, .. }) => {
+            *json = true
+        }
+        Command::Components(ComponentsCommand::List { json, .. } | ComponentsCommand::Show { json, .. }) => {
+            *json = true
+        }
+    }
+    Ok(())
+}
+
 fn wants_json(command: &Command) -> bool {
     match command {
-        Command::Oml(OmlCommand::Validate { json, .. }) => *json,
+        Command::Oml(OmlCommand::Validate(args)) => args.json,
         Command::Compile(args) => args.json,
         Command::Run(args) => args.json,
         Command::Worker(_) => false,
@@ -373,7 +503,7 @@ fn print_outcome(outcome: Outcome) -> ExitCode {
 fn dispatch(command: Command) -> Result<Outcome, CliError> {
     let registry = osiris_adapters::components::builtin_registry();
     match command {
-        Command::Oml(OmlCommand::Validate { files, json }) => oml::validate_files(&registry, &files, json),
+        Command::Oml(OmlCommand::Validate(args)) => oml::validate_files(&registry, &args),
         Command::Compile(args) => compile::command(&registry, &args),
         Command::Run(args) => run::command(registry, args),
         Command::Worker(args) => worker::command(registry, args),
@@ -381,7 +511,8 @@ fn dispatch(command: Command) -> Result<Outcome, CliError> {
         Command::Connections(ConnectionsCommand::Doctor { family, alias, json }) => {
             connections::doctor(&registry, family.as_deref(), alias.as_deref(), json)
         }
-        Command::Components(ComponentsCommand::List { mode, json }) => {
+        Command::Components(ComponentsCommand::List { mode, runnable: _, json }) => {
+            // `--runnable` keeps every component: each built-in one has a driver.
             components::list(&registry, mode.map(Into::into), json)
         }
         Command::Components(ComponentsCommand::Show { name, json }) => components::show(&registry, &name, json),

@@ -1,4 +1,8 @@
 //! `osiris oml validate FILE...`: every problem of every file, exit 1 when any file is invalid.
+//!
+//! "Valid" means `osiris compile` succeeds: after the structural checks, each file is compiled in
+//! memory with the same `--profile`, `--param`, environment and project settings (nothing is
+//! written), so parameter, driver and connection-key problems are reported here too.
 
 use std::path::Path;
 
@@ -7,11 +11,24 @@ use osiris_engine::registry::Registry;
 use osiris_engine::yaml::parse_located;
 use serde_json::{Value, json};
 
-use super::{CliError, Outcome};
+use super::compile::{compile_diagnostics, compiler, connection_key_problems};
+use super::project::Project;
+use super::{CliError, Outcome, ValidateArgs};
 
-pub fn validate_files(registry: &Registry, files: &[std::path::PathBuf], as_json: bool) -> Result<Outcome, CliError> {
-    let results: Vec<(String, FileResult)> =
-        files.iter().map(|f| (f.display().to_string(), validate_file(registry, f))).collect();
+pub fn validate_files(registry: &Registry, args: &ValidateArgs) -> Result<Outcome, CliError> {
+    let project = Project::load()?;
+    let as_json = args.json;
+    let results: Vec<(String, FileResult)> = args
+        .files
+        .iter()
+        .map(|f| {
+            let mut result = validate_file(registry, f);
+            if result.report.is_valid() {
+                result.report.errors.extend(compile_problems(&project, registry, args, f));
+            }
+            (f.display().to_string(), result)
+        })
+        .collect();
     let all_valid = results.iter().all(|(_, r)| r.report.errors.is_empty());
     let outcome = if as_json {
         let items: Vec<Value> = results.iter().map(|(name, r)| r.to_json(name)).collect();
@@ -24,6 +41,14 @@ pub fn validate_files(registry: &Registry, files: &[std::path::PathBuf], as_json
         Outcome::text(results.iter().map(|(name, r)| r.to_text(name)).collect::<String>())
     };
     Ok(if all_valid { outcome } else { Outcome::WithCode(Box::new(outcome), 1) })
+}
+
+/// What `osiris compile` would report for a structurally valid file, without writing anything.
+fn compile_problems(project: &Project, registry: &Registry, args: &ValidateArgs, file: &Path) -> Vec<Diagnostic> {
+    match compiler(project, registry, &args.pipeline).compile_file(file) {
+        Ok(compiled) => connection_key_problems(project, registry, &compiled),
+        Err(e) => compile_diagnostics(file, &e),
+    }
 }
 
 struct FileResult {

@@ -62,6 +62,14 @@ impl Project {
         LayeredEnv::new(self.dotenv.iter().cloned()).with_overrides(synthetic.iter().cloned())
     }
 
+    /// The profiles the project declares: `osiris.yaml`'s `filesystem.profiles.values` and its
+    /// default profile.
+    pub fn known_profiles(&self) -> Vec<String> {
+        let mut profiles = self.config.profile_values.clone();
+        profiles.push(self.config.default_profile.clone());
+        profiles
+    }
+
     pub fn profile(&self, requested: Option<&str>) -> String {
         requested.map(str::to_string).unwrap_or_else(|| self.config.default_profile.clone())
     }

@@ -12,6 +12,7 @@ use osiris_adapters::process::ProcessAdapter;
 use osiris_adapters::{AdapterError, ExecResult, ExecutionAdapter, ExecutionContext, FailureSource, run_prepared};
 use osiris_engine::compile::{self, Compiled};
 use osiris_engine::connections::file::ConnectionsFile;
+use osiris_engine::pipeline::validate::Diagnostic;
 use osiris_engine::prepare::{RunInputs, prepare};
 use osiris_engine::prepared::{PreparedRun, RunLimits};
 use osiris_engine::registry::Registry;
@@ -23,7 +24,7 @@ use osiris_engine::telemetry::{Record, TelemetrySink};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::compile::{compile_and_write, compile_error};
+use super::compile::{compile_and_write, compile_error, copy_tree, print_warnings};
 use super::progress::{ProgressMode, group_thousands};
 use super::project::Project;
 use super::signals::{self, Cancellation, RunWatch};
@@ -40,7 +41,16 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
             "add --e2b, or drop the E2B options",
         ));
     }
+    let sandbox_env = args.e2b_options.sandbox_env()?;
+    if args.e2b_options.e2b_install_deps {
+        super::emit(
+            &mut std::io::stderr(),
+            "note: --e2b-install-deps has no effect: the worker is this one osiris binary, with no dependencies to install\n",
+        );
+    }
     let compiled = load_pipeline(&project, &registry, &args)?;
+    // Before anything runs, with --json too (its result carries them as `warnings` as well).
+    print_warnings(&compiled.warnings);
     let compile_seconds = started.elapsed().as_secs_f64();
 
     let connections = ConnectionsFile::load(project.home.as_deref(), &project.cwd)
@@ -58,6 +68,9 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
     let env = project.secrets(&[]);
     let (prepared, secret_env) = prepare(&compiled, &connections, &registry, &env, inputs, limits)
         .map_err(|e| prepare_error(&e.to_string(), args.json))?;
+    if args.dry_run {
+        return super::dry_run::report(&compiled, &prepared, target, &args, &sandbox_env);
+    }
 
     let run_dir = create_run_dir(&project, &compiled, &ids, &prepared)?;
     // Spill files of earlier runs of this pipeline that were killed before they could clean up.
@@ -73,15 +86,18 @@ pub fn command(registry: Registry, args: RunArgs) -> Result<Outcome, CliError> {
         extra_sinks: if args.verbose { vec![Arc::new(VerboseSink) as Arc<dyn TelemetrySink>] } else { vec![] },
         on_start: None,
     };
-    let adapter = make_adapter(target, registry, &args)?;
+    let adapter = make_adapter(target, registry, &args, sandbox_env)?;
     let (result, cancelled_by) = execute(prepared, ctx, adapter, cancel, progress)?;
+    if let Some(out) = &args.out {
+        copy_artifacts(run_dir.path(), out)?;
+    }
     let timing = Timing {
         compile_seconds,
         total_seconds: started.elapsed().as_secs_f64(),
         progress_shown: progress.draws_steps(),
         cancelled_by,
     };
-    report(&project, &result, &run_dir, &outputs, &args, &timing)
+    report(&project, &result, &run_dir, &outputs, &args, &timing, &compiled.warnings)
 }
 
 fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Result<Compiled, CliError> {
@@ -93,9 +109,7 @@ fn load_pipeline(project: &Project, registry: &Registry, args: &RunArgs) -> Resu
         ));
     }
     let manifest_path = match &args.file {
-        None => compile::last_compile_manifest(&project.base_dir).map_err(|e| {
-            CliError::usage(e.to_string(), "run `osiris compile FILE` first, or pass the pipeline file")
-        })?,
+        None => super::last_compile::manifest(project, args.last_compile_in.as_deref())?,
         Some(file) if is_manifest(file) => file.clone(),
         Some(file) => return compile_and_write(project, registry, file, &args.pipeline).map(|(compiled, _)| compiled),
     };
@@ -108,6 +122,22 @@ fn is_manifest(path: &Path) -> bool {
     let top: Vec<&str> = text.lines().filter(|l| !l.starts_with([' ', '-', '#', '.']) && l.contains(':')).collect();
     ["meta:", "pipeline:", "steps:"].iter().all(|k| top.iter().any(|l| l.starts_with(k)))
         && !top.iter().any(|l| l.starts_with("oml_version:"))
+}
+
+/// `run --out DIR`: the run's `artifacts/`, copied into DIR after the run, as Osiris does.
+fn copy_artifacts(run_dir: &Path, out: &Path) -> Result<(), CliError> {
+    let artifacts = run_dir.join("artifacts");
+    if !artifacts.is_dir() {
+        return std::fs::create_dir_all(out).map_err(|e| out_error(out, e));
+    }
+    copy_tree(&artifacts, out).map_err(|e| out_error(out, e))
+}
+
+fn out_error(out: &Path, e: std::io::Error) -> CliError {
+    CliError::run_failed(
+        format!("the run finished, but its artifacts cannot be copied into {}: {e}", out.display()),
+        Some("check that --out names a writable directory; the run log has them".into()),
+    )
 }
 
 fn prepare_error(message: &str, as_json: bool) -> CliError {
@@ -139,7 +169,12 @@ fn choose_target(project: &Project, args: &RunArgs) -> Result<Target, CliError> 
     Ok(project.config.executor.as_deref().and_then(Target::parse).unwrap_or(Target::Local))
 }
 
-fn make_adapter(target: Target, registry: Registry, args: &RunArgs) -> Result<Box<dyn ExecutionAdapter>, CliError> {
+fn make_adapter(
+    target: Target,
+    registry: Registry,
+    args: &RunArgs,
+    sandbox_env: Vec<(String, String)>,
+) -> Result<Box<dyn ExecutionAdapter>, CliError> {
     let program = || {
         std::env::current_exe()
             .map_err(|e| CliError::run_failed(format!("cannot locate the osiris binary to start a worker: {e}"), None))
@@ -158,7 +193,7 @@ fn make_adapter(target: Target, registry: Registry, args: &RunArgs) -> Result<Bo
                 timeout: e2b.e2b_timeout.map_or(defaults.timeout, |s| Duration::from_secs(s.into())),
                 min_cpu: e2b.e2b_cpu,
                 min_memory_bytes: e2b.e2b_mem,
-                env: e2b.e2b_env.clone(),
+                env: sandbox_env,
                 pass_env: e2b.e2b_pass_env.clone(),
                 echo_stderr: args.verbose,
             };
@@ -243,6 +278,7 @@ fn report(
     outputs: &[(String, PathBuf)],
     args: &RunArgs,
     timing: &Timing,
+    warnings: &[Diagnostic],
 ) -> Result<Outcome, CliError> {
     let run = &result.report;
     let session_dir = run_dir.path().display().to_string();
@@ -276,6 +312,7 @@ fn report(
             "failed_step": step, "error_code": code, "source": result.source,
             "execution_type": adapter_name(result),
             "session_id": result.run_id, "session_dir": session_dir, "steps": steps,
+            "warnings": warnings,
         });
         if !args.json {
             super::emit(&mut std::io::stdout(), &summary(run, project, run_dir, &written, timing));
@@ -288,7 +325,10 @@ fn report(
             "message": format!("Pipeline executed successfully ({})", adapter_name(result)),
             "session_id": result.run_id,
             "session_dir": session_dir,
-            "artifacts_dir": run_dir.path().join("artifacts").display().to_string(),
+            "artifacts_dir": args.out.as_ref().map_or_else(
+                || run_dir.path().join("artifacts").display().to_string(),
+                |out| out.display().to_string(),
+            ),
             "execution_type": adapter_name(result),
             "adapter": result.details,
             "duration": {"total": timing.total_seconds, "compile": timing.compile_seconds},
@@ -296,9 +336,14 @@ fn report(
             "cache_peak_bytes": run.cache_peak_bytes,
             "outputs": written,
             "steps": steps,
+            "warnings": warnings,
         })));
     }
-    Ok(Outcome::text(summary(run, project, run_dir, &written, timing)))
+    let mut text = summary(run, project, run_dir, &written, timing);
+    if let Some(out) = &args.out {
+        text.push_str(&format!("  artifacts copied to: {}\n", project.show(out)));
+    }
+    Ok(Outcome::text(text))
 }
 
 /// `the run was cancelled by SIGTERM; cancelled steps: a, b`.

@@ -76,6 +76,11 @@ impl ServeArgs {
     pub fn json(&self) -> bool {
         self.json
     }
+
+    /// Osiris's global `--json` before the subcommand.
+    pub fn set_json(&mut self) {
+        self.json = true;
+    }
 }
 
 pub fn command(command: SandboxCommand) -> Result<Outcome, CliError> {

@@ -19,6 +19,7 @@ pub(crate) fn filesystem_connection() -> ConnectionSpec {
         family: "filesystem".into(),
         required: false,
         fields: vec![ConnectionField::new("base_dir", OverridePolicy::Allowed)],
+        ignored_keys: Vec::new(),
     }
 }
 

@@ -387,8 +387,15 @@ pub fn connection_spec() -> ConnectionSpec {
         // The path of the client key file, not the key itself: not a secret, though named like one.
         .chain(SSL_KEY_KEYS.iter().map(|name| field(name, OverridePolicy::Forbidden, false).not_secret()))
         .collect(),
+        ignored_keys: OSIRIS_IGNORED_KEYS.iter().map(|k| k.to_string()).collect(),
     }
 }
+
+/// Keys of Osiris's MySQL connections (its `osiris init` template, its connection schema and its
+/// SQLAlchemy client) that set up Python's connection pool or driver: accepted and ignored here
+/// (the extractor streams over one connection, the writer uses one per step, always utf8mb4).
+const OSIRIS_IGNORED_KEYS: &[&str] =
+    &["pool_size", "max_overflow", "pool_recycle", "echo", "charset", "timeout", "write_timeout"];
 
 #[cfg(test)]
 mod tests {

@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 
 use crate::connections::secret_names::is_config_secret_key;
 use crate::manifest::{Fingerprints, Manifest, ManifestMeta, ManifestPipeline, ManifestStep, Toolchain};
-use crate::pipeline::params::{ParamsError, effective_params, has_placeholder, substitute_params};
+use crate::pipeline::params::{ParamsError, effective_params, has_placeholder, input_diagnostics, substitute_params};
 use crate::pipeline::validate::{Diagnostic, Severity, is_safe_step_id, validate, yaml_error_diagnostic};
 use crate::pipeline::{Pipeline, slugify};
 use crate::registry::Registry;
@@ -227,6 +227,7 @@ pub struct Compiler<'r> {
     env: BTreeMap<String, String>,
     generated_at: Option<String>,
     manifest_short_len: usize,
+    project_profiles: Vec<String>,
 }
 
 impl<'r> Compiler<'r> {
@@ -239,7 +240,16 @@ impl<'r> Compiler<'r> {
             env: BTreeMap::new(),
             generated_at: None,
             manifest_short_len: DEFAULT_MANIFEST_SHORT_LEN,
+            project_profiles: vec![DEFAULT_PROFILE.to_string()],
         }
+    }
+
+    /// The profiles the project declares (its default and `osiris.yaml`'s
+    /// `filesystem.profiles.values`; default: `dev`). A profile neither these nor the pipeline's
+    /// `profiles:` name is an `unknown_profile` error.
+    pub fn project_profiles(mut self, profiles: Vec<String>) -> Self {
+        self.project_profiles = profiles;
+        self
     }
 
     /// Sets the profile (`profiles.<profile>.params` apply; part of the build path and hash).
@@ -303,6 +313,10 @@ impl<'r> Compiler<'r> {
         let report = validate(&doc, Some(&file), self.registry);
         if !report.is_valid() {
             return Err(fail(report.errors));
+        }
+        let input_errors = input_diagnostics(&doc, &file, &self.profile, &self.project_profiles, &self.cli_params);
+        if !input_errors.is_empty() {
+            return Err(fail(input_errors));
         }
         let params = effective_params(&doc.value, &self.profile, &self.env, &self.cli_params).map_err(|e| {
             fail(vec![Diagnostic::new(Severity::Error, "invalid_type", "params", e.to_string()).at(Some(&file), None)])

@@ -198,12 +198,23 @@ impl SecretSource for LayeredEnv {
             .filter(|v| !v.is_empty())
             .or_else(|| self.overlay.get(name).filter(|v| !v.is_empty()).cloned())
     }
+
+    fn is_set_but_empty(&self, name: &str) -> bool {
+        self.get(name).is_none()
+            && (self.overrides.contains_key(name)
+                || std::env::var_os(name).is_some()
+                || self.overlay.contains_key(name))
+    }
 }
 
 /// A fixed map as a secret source (tests, embedding applications).
 impl SecretSource for BTreeMap<String, String> {
     fn get(&self, name: &str) -> Option<String> {
         BTreeMap::get(self, name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn is_set_but_empty(&self, name: &str) -> bool {
+        BTreeMap::get(self, name).is_some_and(|v| v.is_empty())
     }
 }
 

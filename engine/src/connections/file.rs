@@ -30,6 +30,10 @@ use crate::yaml::{PathSeg, parse_located};
 /// The connections file name.
 pub const CONNECTIONS_FILE: &str = "osiris_connections.yaml";
 
+/// Entry key (`allow_unknown_keys: true`) that accepts keys no component of the family knows, for
+/// an entry shared with other tools; without it they are errors.
+pub const ALLOW_UNKNOWN_KEYS: &str = "allow_unknown_keys";
+
 /// Errors of loading and resolving connections. Messages never contain secret values.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionFileError {
@@ -99,8 +103,12 @@ pub enum ConnectionFileError {
         /// Aliases of the family.
         aliases: Vec<String>,
     },
-    /// A `${VAR}` in the connection has no value.
-    #[error("Environment variable '{var}' not set for {field} in {family}.{alias}; export it or add it to .env")]
+    /// A `${VAR}` in the connection has no value (unset, or set to the empty string).
+    #[error(
+        "Environment variable '{var}' {} for {field} in {family}.{alias}; {}",
+        if *.empty { "is empty" } else { "not set" },
+        if *.empty { "give it a value (an empty variable counts as unset)" } else { "export it or add it to .env" }
+    )]
     EnvNotSet {
         /// The variable.
         var: String,
@@ -110,6 +118,23 @@ pub enum ConnectionFileError {
         family: String,
         /// The alias.
         alias: String,
+        /// Set, but to the empty string.
+        empty: bool,
+    },
+    /// An entry has keys that no component of its family knows (a typo like `databse` would
+    /// otherwise be ignored and the connection fail later, or silently do the wrong thing).
+    #[error("{}", render_unknown_keys(.path, .family, .alias, .keys, .allowed))]
+    UnknownKeys {
+        /// The file.
+        path: String,
+        /// The family.
+        family: String,
+        /// The alias.
+        alias: String,
+        /// The unknown keys, in file order.
+        keys: Vec<UnknownKey>,
+        /// The keys the family takes, sorted.
+        allowed: Vec<String>,
     },
     /// A reference like `@family.alias` names another family.
     #[error("connection reference '{reference}' does not belong to family '{family}'")]
@@ -119,6 +144,37 @@ pub enum ConnectionFileError {
         /// The family expected.
         family: String,
     },
+}
+
+/// A key of a connection entry that its family does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// The key as written.
+    pub key: String,
+    /// Its 1-based line in the connections file, when known.
+    pub line: Option<u32>,
+    /// An allowed key within typo distance.
+    pub suggestion: Option<String>,
+}
+
+impl UnknownKey {
+    /// `unknown key 'databse' in connection @mysql.main (family mysql)`.
+    pub fn message(&self, family: &str, alias: &str) -> String {
+        format!("unknown key '{}' in connection @{family}.{alias} (family {family})", self.key)
+    }
+}
+
+fn render_unknown_keys(path: &str, family: &str, alias: &str, keys: &[UnknownKey], allowed: &[String]) -> String {
+    let mut lines: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let at = k.line.map(|l| format!("{path}:{l}")).unwrap_or_else(|| path.to_string());
+            let close = k.suggestion.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default();
+            format!("{at}: {}{close}", k.message(family, alias))
+        })
+        .collect();
+    lines.push(format!("  a {family} connection takes: {}", allowed.join(", ")));
+    lines.join("\n")
 }
 
 impl From<ConnectionFileError> for ConnectionError {
@@ -145,11 +201,12 @@ pub fn find_connections_file(osiris_home: Option<&Path>, cwd: &Path) -> Option<P
     connections_candidates(osiris_home, cwd).into_iter().find(|p| p.is_file())
 }
 
-/// One alias: its raw (unsubstituted) fields in file order.
+/// One alias: its raw (unsubstituted) fields in file order, and the line of each key.
 #[derive(Clone, PartialEq)]
 struct Alias {
     name: String,
     fields: Vec<(String, Value)>,
+    lines: BTreeMap<String, u32>,
 }
 
 /// The parsed connections file (families and aliases in file order, values not substituted).
@@ -278,14 +335,22 @@ impl ConnectionsFile {
                     for alias in doc.keys_in_order(&fam_path) {
                         let alias_path = [fam_path[0].clone(), fam_path[1].clone(), PathSeg::key(alias.as_str())];
                         let value = &fam_value[&alias];
-                        let fields = match value {
+                        let fields: Vec<(String, Value)> = match value {
                             Value::Object(m) => {
                                 doc.keys_in_order(&alias_path).into_iter().map(|k| (k.clone(), m[&k].clone())).collect()
                             }
                             Value::Null => Vec::new(),
                             _ => return Err(invalid(format!("connections.{fam}.{alias} must be a mapping of fields"))),
                         };
-                        aliases.push(Alias { name: alias, fields });
+                        let lines = fields
+                            .iter()
+                            .filter_map(|(k, _)| {
+                                let mut path = alias_path.to_vec();
+                                path.push(PathSeg::key(k.as_str()));
+                                Some((k.clone(), doc.key_location(&path)?.0))
+                            })
+                            .collect();
+                        aliases.push(Alias { name: alias, fields, lines });
                     }
                     families.push((fam, aliases));
                 }
@@ -372,6 +437,47 @@ impl ConnectionsFile {
         }
     }
 
+    /// The keys of alias `alias` of `family` (as named, no default resolution) that are not in
+    /// `allowed`, in file order.
+    /// An entry with `allow_unknown_keys: true` has none.
+    pub fn unknown_keys(&self, family: &str, alias: &str, allowed: &[String]) -> Vec<UnknownKey> {
+        let Some(entry) = self.family(family).and_then(|a| a.iter().find(|a| a.name == alias)) else {
+            return Vec::new();
+        };
+        if entry.fields.iter().any(|(k, v)| k == ALLOW_UNKNOWN_KEYS && *v == Value::Bool(true)) {
+            return Vec::new();
+        }
+        entry
+            .fields
+            .iter()
+            .filter(|(k, _)| !allowed.contains(k))
+            .map(|(k, _)| UnknownKey {
+                key: k.clone(),
+                line: entry.lines.get(k).copied(),
+                suggestion: crate::pipeline::validate::did_you_mean(k, allowed.iter().map(String::as_str))
+                    .map(str::to_string),
+            })
+            .collect()
+    }
+
+    /// Checks the keys of the entry [`resolve`](Self::resolve) would pick for `family` / `alias`:
+    /// an [`UnknownKeys`](ConnectionFileError::UnknownKeys) error when any is not in `allowed`;
+    /// lookup errors (no such family or alias) as `resolve` reports them.
+    pub fn check_keys(&self, family: &str, alias: Option<&str>, allowed: &[String]) -> Result<(), ConnectionFileError> {
+        let chosen = self.select(family, alias)?;
+        let keys = self.unknown_keys(family, &chosen.name, allowed);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        Err(ConnectionFileError::UnknownKeys {
+            path: self.path_label(),
+            family: family.to_string(),
+            alias: chosen.name.clone(),
+            keys,
+            allowed: allowed.to_vec(),
+        })
+    }
+
     /// Resolves `family` / `alias` (or the default alias; `@family.alias` accepted as alias).
     ///
     /// Which entries are secret — at any depth — is decided by
@@ -449,9 +555,14 @@ impl ConnectionsFile {
 }
 
 impl Alias {
-    /// The fields that resolution uses (all but `default`).
+    /// The fields that resolution uses (all but `default` and `allow_unknown_keys`, which are
+    /// about the entry, not the connection).
     fn raw_fields(&self) -> Map<String, Value> {
-        self.fields.iter().filter(|(k, _)| k != "default").map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.fields
+            .iter()
+            .filter(|(k, _)| k != "default" && k != ALLOW_UNKNOWN_KEYS)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -530,6 +641,7 @@ impl Resolver<'_> {
             field: display_path(tokens),
             family: self.family.to_string(),
             alias: self.alias.to_string(),
+            empty: self.env.is_set_but_empty(var),
         }
     }
 
@@ -741,7 +853,14 @@ connections:
             err.to_string(),
             "Environment variable 'NOT_SET_ANYWHERE' not set for host in unset.main; export it or add it to .env"
         );
-        // Empty counts as unset.
+        // Empty counts as unset, and is called empty.
+        let mut empty = env();
+        empty.insert("NOT_SET_ANYWHERE".into(), String::new());
+        let err = f.resolve("unset", None, &[], &empty).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Environment variable 'NOT_SET_ANYWHERE' is empty for host in unset.main; give it a value (an empty variable counts as unset)"
+        );
         let mut e = env();
         e.insert("NOT_SET_ANYWHERE".into(), "x".into());
         let err = f.resolve("unset", None, &[], &e).unwrap_err();

@@ -9,6 +9,7 @@
 
 pub mod dotenv;
 pub mod file;
+pub mod keys;
 pub mod secret_names;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,14 @@ use serde_json::{Map, Value};
 
 /// Supplies secret values by environment-variable name.
 pub trait SecretSource: Send + Sync {
+    /// The value of `name`; an empty value counts as no value (as in Osiris).
     fn get(&self, name: &str) -> Option<String>;
+
+    /// Whether `name` is set, but to the empty string (so that a message can say "empty" rather
+    /// than "not set"). Sources that cannot tell say `false`.
+    fn is_set_but_empty(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// Secrets from the process environment.
@@ -29,6 +37,10 @@ pub struct ProcessEnv;
 impl SecretSource for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn is_set_but_empty(&self, name: &str) -> bool {
+        std::env::var_os(name).is_some_and(|v| v.is_empty())
     }
 }
 
@@ -50,8 +62,11 @@ pub struct ConnectionDescriptor {
 /// Errors of connection loading, resolution and binding.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("connection @{family}.{alias}: environment variable '{var}' is not set (needed for field '{field}')")]
-    MissingSecret { family: String, alias: String, field: String, var: String },
+    #[error(
+        "connection @{family}.{alias}: environment variable '{var}' is {} (needed for field '{field}')",
+        if *.empty { "empty" } else { "not set" }
+    )]
+    MissingSecret { family: String, alias: String, field: String, var: String, empty: bool },
     #[error("{0}")]
     Resolve(String),
 }
@@ -74,6 +89,7 @@ impl ConnectionDescriptor {
                 alias: self.alias.clone(),
                 field: display_path(&tokens),
                 var: var.clone(),
+                empty: source.is_set_but_empty(var),
             })?;
             if !insert_at(&mut values, &tokens, Value::String(value)) {
                 return Err(ConnectionError::Resolve(format!(
@@ -273,6 +289,9 @@ mod tests {
             err.to_string(),
             "connection @db.main: environment variable 'PW' is not set (needed for field 'options.password')"
         );
+        e.insert("PW".into(), String::new());
+        let err = descriptor().bind(&e).unwrap_err();
+        assert!(err.to_string().contains("environment variable 'PW' is empty"), "{err}");
         let mut d = descriptor();
         d.secrets.insert("/host/x".into(), "PW".into());
         let err = d.bind(&env()).unwrap_err();

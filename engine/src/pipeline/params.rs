@@ -19,10 +19,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::parse_param_decls;
-use crate::yaml::PathSeg;
+use super::validate::{Diagnostic, Severity, did_you_mean};
+use crate::yaml::{LocatedDocument, PathSeg};
 
 /// Prefix of environment variables that set parameters.
 pub const ENV_PREFIX: &str = "OSIRIS_PARAM_";
+
+/// Top-level OML key (`allow_undeclared_params: true`) that lets `--param` set parameters the
+/// pipeline neither declares nor uses (a scheduler passing the same set to every pipeline).
+/// Osiris has no such key; its validator warns about it as an unknown key and ignores it.
+pub const ALLOW_UNDECLARED_KEY: &str = "allow_undeclared_params";
 
 /// Parameter errors.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -176,6 +182,129 @@ pub fn substitute_str(s: &str, params: &BTreeMap<String, String>, missing: &mut 
     })
 }
 
+/// The parameters a pipeline knows: declared under `params:`, or used as `${params.NAME}`
+/// outside the `params` and `profiles` blocks.
+pub fn known_params(doc: &Value) -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = match doc.get("params") {
+        Some(Value::Object(decls)) => decls.keys().cloned().collect(),
+        _ => BTreeSet::new(),
+    };
+    if let Value::Object(root) = doc {
+        for (key, value) in root {
+            if key != "params" && key != "profiles" {
+                collect_placeholder_names(value, &mut known);
+            }
+        }
+    }
+    known
+}
+
+fn collect_placeholder_names(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => {
+            out.extend(crate::placeholders::names(s, "${params.").into_iter().map(|n| n.trim().to_string()))
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_placeholder_names(i, out)),
+        Value::Object(m) => m.values().for_each(|i| collect_placeholder_names(i, out)),
+        _ => {}
+    }
+}
+
+/// Whether the pipeline opts in to `--param` names it does not know ([`ALLOW_UNDECLARED_KEY`]).
+pub fn allows_undeclared(doc: &Value) -> bool {
+    doc.get(ALLOW_UNDECLARED_KEY) == Some(&Value::Bool(true))
+}
+
+/// A `--param` name the pipeline does not know, with the known name it is closest to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownParam {
+    /// The name given.
+    pub name: String,
+    /// A known parameter within typo distance.
+    pub suggestion: Option<String>,
+    /// Every known parameter, sorted.
+    pub known: Vec<String>,
+}
+
+/// The `--param` names that would have no effect: neither declared nor used by `doc` (empty
+/// when the pipeline opts in with [`ALLOW_UNDECLARED_KEY`]). A typo like `min_amout` for
+/// `min_amount` would otherwise silently leave the default in place.
+pub fn unknown_cli_params(doc: &Value, cli: &BTreeMap<String, String>) -> Vec<UnknownParam> {
+    if allows_undeclared(doc) {
+        return Vec::new();
+    }
+    let known = known_params(doc);
+    let known_list: Vec<String> = known.iter().cloned().collect();
+    cli.keys()
+        .filter(|name| !known.contains(*name))
+        .map(|name| UnknownParam {
+            name: name.clone(),
+            suggestion: did_you_mean(name, known.iter().map(String::as_str)).map(str::to_string),
+            known: known_list.clone(),
+        })
+        .collect()
+}
+
+/// The profiles a pipeline may be compiled for: its own `profiles:` and the project's (the
+/// default profile and `osiris.yaml`'s `filesystem.profiles.values`), sorted.
+pub fn known_profiles(doc: &Value, project_profiles: &[String]) -> Vec<String> {
+    let mut known: BTreeSet<String> = project_profiles.iter().cloned().collect();
+    if let Some(Value::Object(profiles)) = doc.get("profiles") {
+        known.extend(profiles.keys().cloned());
+    }
+    known.into_iter().collect()
+}
+
+/// The `unknown_profile` and `unknown_param` errors of compiling `doc` for `profile` with the
+/// CLI parameters `cli`: a typo must fail, not compile the defaults (a "prod" run writing dev
+/// outputs). `project_profiles` are the profiles the project declares.
+pub fn input_diagnostics(
+    doc: &LocatedDocument,
+    file: &str,
+    profile: &str,
+    project_profiles: &[String],
+    cli: &BTreeMap<String, String>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let profiles = known_profiles(&doc.value, project_profiles);
+    if !profiles.iter().any(|p| p == profile) {
+        let close = did_you_mean(profile, profiles.iter().map(String::as_str));
+        let hint = format!(
+            "{}known profiles: {}; a new profile is declared under `profiles:` in the pipeline or in osiris.yaml `filesystem.profiles.values`",
+            close.map(|c| format!("did you mean `{c}`? ")).unwrap_or_default(),
+            profiles.join(", ")
+        );
+        let path = [PathSeg::key("profiles")];
+        out.push(
+            Diagnostic::new(Severity::Error, "unknown_profile", "", format!("unknown profile '{profile}' (--profile)"))
+                .with_hint(hint)
+                .at(Some(file), doc.key_location(&path)),
+        );
+    }
+    for unknown in unknown_cli_params(&doc.value, cli) {
+        let known = if unknown.known.is_empty() { "none".to_string() } else { unknown.known.join(", ") };
+        let hint = format!(
+            "{}known parameters: {known}; declare it under `params:`, or set `{ALLOW_UNDECLARED_KEY}: true` to accept parameters the pipeline does not use",
+            unknown.suggestion.map(|c| format!("did you mean `{c}`? ")).unwrap_or_default(),
+        );
+        let path = [PathSeg::key("params")];
+        out.push(
+            Diagnostic::new(
+                Severity::Error,
+                "unknown_param",
+                "",
+                format!(
+                    "--param {}: the pipeline neither declares nor uses a parameter '{}'",
+                    unknown.name, unknown.name
+                ),
+            )
+            .with_hint(hint)
+            .at(Some(file), doc.key_location(&path)),
+        );
+    }
+    out
+}
+
 /// Whether `s` contains a `${params.` placeholder.
 pub fn has_placeholder(s: &str) -> bool {
     s.contains("${params.")
@@ -224,6 +353,37 @@ mod tests {
         .unwrap();
         assert_eq!(p["Since"], "y");
         assert_eq!(p["other"], "z");
+    }
+
+    #[test]
+    fn unknown_cli_params_are_those_neither_declared_nor_used() {
+        let doc = json!({
+            "params": {"min_amount": 10},
+            "profiles": {"prod": {"params": {"only_in_profile": 1, "x": "${params.in_profile_block}"}}},
+            "steps": [{"config": {"q": "a > ${params.min_amount} and b = '${params.used_only}'"}}],
+        });
+        assert_eq!(
+            known_params(&doc).into_iter().collect::<Vec<_>>(),
+            vec!["min_amount".to_string(), "used_only".to_string()]
+        );
+        let cli = map(&[("min_amout", "50"), ("used_only", "x"), ("zzz", "1")]);
+        let unknown = unknown_cli_params(&doc, &cli);
+        assert_eq!(unknown.len(), 2);
+        assert_eq!(unknown[0].name, "min_amout");
+        assert_eq!(unknown[0].suggestion.as_deref(), Some("min_amount"));
+        assert_eq!(unknown[1].name, "zzz");
+        assert_eq!(unknown[1].suggestion, None);
+        assert_eq!(unknown[1].known, vec!["min_amount".to_string(), "used_only".to_string()]);
+        let mut opted_in = doc.clone();
+        opted_in[ALLOW_UNDECLARED_KEY] = json!(true);
+        assert!(unknown_cli_params(&opted_in, &cli).is_empty());
+    }
+
+    #[test]
+    fn known_profiles_join_the_pipeline_and_the_project() {
+        let doc = json!({"profiles": {"prod": {}, "staging": {}}});
+        assert_eq!(known_profiles(&doc, &["dev".to_string(), "prod".to_string()]), vec!["dev", "prod", "staging"]);
+        assert_eq!(known_profiles(&json!({}), &["dev".to_string()]), vec!["dev"]);
     }
 
     #[test]

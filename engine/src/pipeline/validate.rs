@@ -175,8 +175,17 @@ const FORBIDDEN_KEYS: &[(&str, &str)] = &[
     ("outputs", "use writer steps (for example filesystem.csv_writer)"),
 ];
 /// Top-level keys known to this engine.
-const KNOWN_KEYS: &[&str] =
-    &["oml_version", "name", "steps", "description", "metadata", "schedule", "params", "profiles"];
+const KNOWN_KEYS: &[&str] = &[
+    "oml_version",
+    "name",
+    "steps",
+    "description",
+    "metadata",
+    "schedule",
+    "params",
+    "profiles",
+    super::params::ALLOW_UNDECLARED_KEY,
+];
 /// Step keys known to this engine.
 const STEP_KEYS: &[&str] = &["id", "component", "uses", "mode", "needs", "config", "with", "description"];
 const OML_MODES: &[&str] = &["read", "transform", "write"];
@@ -378,6 +387,14 @@ impl Validator<'_> {
                     None,
                 );
             }
+        }
+        if let Some(v) = root.get(super::params::ALLOW_UNDECLARED_KEY).filter(|v| !v.is_boolean()) {
+            self.error(
+                "invalid_type",
+                &[key(super::params::ALLOW_UNDECLARED_KEY)],
+                format!("'{}' must be true or false, found {}", super::params::ALLOW_UNDECLARED_KEY, type_name(v)),
+                None,
+            );
         }
         if let Some(Value::Object(profiles)) = root.get("profiles") {
             for (p, body) in profiles {
