@@ -16,9 +16,20 @@ use common::mysql::{self, MysqlConnection, ScratchDb};
 use common::parity::{LocalSandboxServer, Target};
 use common::{Project, describe, sample_csv, stdout_json};
 
-/// Osiris's own `osiris.yaml` files (see tests/osiris_examples/README.md).
+/// Osiris's own `osiris.yaml` files, as the steering repository's `shared/osiris-examples/` keeps
+/// them beside this checkout (`OSIRIS_EXAMPLES_DIR` names another place).
 fn osiris_example(name: &str) -> String {
-    let path = format!("{}/tests/osiris_examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::var("OSIRIS_EXAMPLES_DIR")
+        .unwrap_or_else(|_| format!("{}/../shared/osiris-examples", env!("CARGO_MANIFEST_DIR")));
+    let path = format!("{dir}/{name}");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read Osiris's example file {path}: {e}; set OSIRIS_EXAMPLES_DIR to the folder that holds it")
+    })
+}
+
+/// A file of the build Osiris 0.5.7 compiled (see tests/osiris_examples/README.md).
+fn osiris_build_file(name: &str) -> String {
+    let path = format!("{}/tests/osiris_examples/build/movies_export/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
 }
 
@@ -275,7 +286,7 @@ impl CountingForwarder {
 fn osiris_build(project: &Project) -> std::path::PathBuf {
     let build = format!("build/pipelines/dev/movies-export/{}-{OSIRIS_BUILD_HASH}", &OSIRIS_BUILD_HASH[..7]);
     for file in OSIRIS_BUILD_FILES {
-        project.write(&format!("{build}/{file}"), osiris_example(&format!("build/movies_export/{file}")));
+        project.write(&format!("{build}/{file}"), osiris_build_file(file));
     }
     let manifest = project.file(&format!("{build}/manifest.yaml"));
     let pointer = format!("{}\n{OSIRIS_BUILD_HASH}\ndev\n", manifest.display());
