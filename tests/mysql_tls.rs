@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::mysql_tls::{self, TlsConnection, TlsScratchDb, cert, strict_port, tls_port};
+use common::mysql_tls::{self, TlsConnection, cert, strict_port, tls_port};
 use common::{Project, describe, jsonl, stdout_json};
 
 /// `@mysql.<from>` → `out/status.csv` (the session's `Ssl_cipher` as the server reports it) and
@@ -115,7 +115,7 @@ fn assert_failed(output: &Output, step: &str, alias: &str, code: &str) -> (Strin
 
 #[test]
 fn required_encrypts_the_extractor_and_the_writer_on_a_server_that_accepts_only_tls() {
-    let db = TlsScratchDb::create(strict_port(), &[]);
+    let db = mysql_tls::scratch_db(strict_port(), &[]);
     let strict = TlsConnection::new("strict", "127.0.0.1", strict_port(), &db.name).with("ssl_mode", "REQUIRED");
     let project = project(&[strict], &cipher_and_copy("strict", "strict"));
     let output = run(&project);
@@ -129,7 +129,7 @@ fn required_encrypts_the_extractor_and_the_writer_on_a_server_that_accepts_only_
 
 #[test]
 fn verify_ca_checks_the_chain_and_accepts_any_name_in_every_spelling() {
-    let db = TlsScratchDb::create(tls_port(), &[]);
+    let db = mysql_tls::scratch_db(tls_port(), &[]);
     // The certificate names `localhost` only; VERIFY_CA by 127.0.0.1 must still connect.
     let ok = TlsConnection::new("ca", "127.0.0.1", tls_port(), &db.name)
         .with("sslmode", "verify-ca")
@@ -155,7 +155,7 @@ fn verify_ca_checks_the_chain_and_accepts_any_name_in_every_spelling() {
 
 #[test]
 fn verify_ca_with_the_wrong_ca_fails_naming_the_ca_for_the_extractor_and_the_writer() {
-    let db = TlsScratchDb::create(tls_port(), &[]);
+    let db = mysql_tls::scratch_db(tls_port(), &[]);
     let wrong = |alias| {
         TlsConnection::new(alias, "localhost", tls_port(), &db.name)
             .with("ssl_mode", "VERIFY_CA")
@@ -176,7 +176,7 @@ fn verify_ca_with_the_wrong_ca_fails_naming_the_ca_for_the_extractor_and_the_wri
 
 #[test]
 fn verify_identity_needs_the_name_in_the_certificate() {
-    let db = TlsScratchDb::create(tls_port(), &[]);
+    let db = mysql_tls::scratch_db(tls_port(), &[]);
     let by = |alias, host| {
         TlsConnection::new(alias, host, tls_port(), &db.name)
             .with("ssl_mode", "VERIFY_IDENTITY")
@@ -200,7 +200,7 @@ fn verify_identity_needs_the_name_in_the_certificate() {
 
 #[test]
 fn a_server_that_requires_secure_transport_refuses_disabled_with_a_message_to_enable_tls() {
-    let db = TlsScratchDb::create(strict_port(), &[]);
+    let db = mysql_tls::scratch_db(strict_port(), &[]);
     let disabled = TlsConnection::new("off", "127.0.0.1", strict_port(), &db.name).with("ssl_mode", "DISABLED");
     let project = project(&[disabled], &extract_only("off"));
     let (message, hint) = assert_failed(&run(&project), "extract", "off", "connection.auth_failed");
@@ -217,7 +217,7 @@ fn required_against_a_server_without_tls_fails_and_preferred_falls_back_to_plain
     let port = common::mysql::port();
     let required = TlsConnection::new("required", &host, port, &db.name).with("ssl_mode", "required");
     let preferred = TlsConnection::new("preferred", &host, port, &db.name);
-    let tls_db = TlsScratchDb::create(tls_port(), &[]);
+    let tls_db = mysql_tls::scratch_db(tls_port(), &[]);
     let offered = TlsConnection::new("offered", "127.0.0.1", tls_port(), &tls_db.name);
     let project = project(&[required, preferred, offered], &extract_only("required"));
     let (message, hint) = assert_failed(&run(&project), "extract", "required", "connection.tls");
@@ -245,7 +245,7 @@ fn required_against_a_server_without_tls_fails_and_preferred_falls_back_to_plain
 
 #[test]
 fn a_client_certificate_logs_in_an_account_that_requires_one() {
-    let db = TlsScratchDb::create(tls_port(), &[]);
+    let db = mysql_tls::scratch_db(tls_port(), &[]);
     let with_cert =
         TlsConnection { user: "osiris_x509".into(), ..TlsConnection::new("x509", "localhost", tls_port(), &db.name) }
             .with("ssl_mode", "VERIFY_IDENTITY")

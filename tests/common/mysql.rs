@@ -38,8 +38,15 @@ pub fn admin_opts() -> mysql_async::OptsBuilder {
 
 /// Connects as the test account; panics (the test fails) when the server is unreachable.
 pub async fn admin_connection() -> mysql_async::Conn {
-    mysql_async::Conn::new(admin_opts()).await.unwrap_or_else(|e| {
-        panic!("the test MySQL server at {}:{} is unreachable ({e}); run `bash scripts/services.sh`", host(), port())
+    connect(admin_opts()).await
+}
+
+/// Connects with `opts`; panics (the test fails) when the server is unreachable.
+async fn connect(opts: mysql_async::OptsBuilder) -> mysql_async::Conn {
+    let opts = mysql_async::Opts::from(opts);
+    let at = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+    mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
+        panic!("the test MySQL server at {at} is unreachable ({e}); run `bash scripts/services.sh`")
     })
 }
 
@@ -50,8 +57,13 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// Runs a text-protocol query and returns every row, each value as text (`None` for NULL).
 pub fn query(sql: &str) -> Vec<Vec<Option<String>>> {
+    query_with(admin_opts(), sql)
+}
+
+/// [`query`] on the server `opts` connect to.
+pub fn query_with(opts: mysql_async::OptsBuilder, sql: &str) -> Vec<Vec<Option<String>>> {
     block_on(async {
-        let mut conn = admin_connection().await;
+        let mut conn = connect(opts).await;
         let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         conn.disconnect().await.unwrap();
         rows.into_iter()
@@ -72,16 +84,22 @@ pub fn query(sql: &str) -> Vec<Vec<Option<String>>> {
 /// A fresh database `osiris_t_<random>`, dropped when the guard goes away.
 pub struct ScratchDb {
     pub name: String,
+    opts: mysql_async::OptsBuilder,
 }
 
 impl ScratchDb {
     /// Creates the database and runs `setup` in it, in one session with `time_zone = '+00:00'`.
     pub fn create(setup: &[&str]) -> ScratchDb {
+        ScratchDb::create_with(admin_opts(), "osiris_t", setup)
+    }
+
+    /// [`ScratchDb::create`] on the server `opts` connect to, named `<prefix>_<random>`.
+    pub fn create_with(opts: mysql_async::OptsBuilder, prefix: &str, setup: &[&str]) -> ScratchDb {
         let mut random = [0u8; 6];
         getrandom::fill(&mut random).unwrap();
-        let name = format!("osiris_t_{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let name = format!("{prefix}_{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
         block_on(async {
-            let mut conn = admin_connection().await;
+            let mut conn = connect(opts.clone()).await;
             conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await.unwrap();
             conn.query_drop(format!("USE `{name}`")).await.unwrap();
             conn.query_drop("SET time_zone = '+00:00'").await.unwrap();
@@ -90,17 +108,17 @@ impl ScratchDb {
             }
             conn.disconnect().await.unwrap();
         });
-        ScratchDb { name }
+        ScratchDb { name, opts }
     }
 }
 
 impl Drop for ScratchDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let (name, opts) = (self.name.clone(), self.opts.clone());
         // A thread of its own: the guard may be dropped inside another runtime.
         let dropped = std::thread::spawn(move || {
             block_on(async {
-                let mut conn = mysql_async::Conn::new(admin_opts()).await?;
+                let mut conn = mysql_async::Conn::new(opts).await?;
                 conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
                 conn.disconnect().await
             })

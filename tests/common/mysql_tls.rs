@@ -6,9 +6,7 @@
 
 use std::path::PathBuf;
 
-use mysql_async::prelude::Queryable;
-
-use super::mysql::{block_on, password, setting, user};
+use super::mysql::{ScratchDb, password, setting, user};
 
 /// The directory with the certificates (`certs/`) and the instances' data.
 pub fn tls_dir() -> PathBuf {
@@ -32,80 +30,26 @@ pub fn strict_port() -> u16 {
     setting("OSIRIS_TEST_MYSQL_STRICT_PORT", "3308").parse().expect("OSIRIS_TEST_MYSQL_STRICT_PORT is a port")
 }
 
-/// The tests' own connection to an instance (TLS without checks: it is not the code under test).
-pub async fn admin_connection(port: u16) -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
+/// The tests' own connection options for an instance (TLS without checks: it is not the code
+/// under test).
+pub fn admin_opts(port: u16) -> mysql_async::OptsBuilder {
+    mysql_async::OptsBuilder::default()
         .ip_or_hostname("127.0.0.1")
         .tcp_port(port)
         .user(Some(user()))
         .pass(Some(password()))
         .prefer_socket(false)
-        .ssl_opts(mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true));
-    mysql_async::Conn::new(opts).await.unwrap_or_else(|e| {
-        panic!("the TLS MariaDB on 127.0.0.1:{port} is unreachable ({e}); run `bash scripts/services.sh`")
-    })
+        .ssl_opts(mysql_async::SslOpts::default().with_danger_accept_invalid_certs(true))
 }
 
 /// Runs a query on an instance; every value as text.
 pub fn query(port: u16, sql: &str) -> Vec<Vec<Option<String>>> {
-    block_on(async {
-        let mut conn = admin_connection(port).await;
-        let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        conn.disconnect().await.unwrap();
-        rows.into_iter()
-            .map(|row| {
-                row.unwrap()
-                    .into_iter()
-                    .map(|v| match v {
-                        mysql_async::Value::NULL => None,
-                        mysql_async::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-                        other => Some(other.as_sql(true)),
-                    })
-                    .collect()
-            })
-            .collect()
-    })
+    super::mysql::query_with(admin_opts(port), sql)
 }
 
 /// A fresh database `osiris_tls_<random>` on an instance, dropped when the guard goes away.
-pub struct TlsScratchDb {
-    pub port: u16,
-    pub name: String,
-}
-
-impl TlsScratchDb {
-    pub fn create(port: u16, setup: &[&str]) -> TlsScratchDb {
-        let mut random = [0u8; 6];
-        getrandom::fill(&mut random).unwrap();
-        let name = format!("osiris_tls_{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
-        block_on(async {
-            let mut conn = admin_connection(port).await;
-            conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await.unwrap();
-            conn.query_drop(format!("USE `{name}`")).await.unwrap();
-            for sql in setup {
-                conn.query_drop(*sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-            }
-            conn.disconnect().await.unwrap();
-        });
-        TlsScratchDb { port, name }
-    }
-}
-
-impl Drop for TlsScratchDb {
-    fn drop(&mut self) {
-        let (port, name) = (self.port, self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            block_on(async {
-                let mut conn = admin_connection(port).await;
-                conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await?;
-                conn.disconnect().await
-            })
-        })
-        .join();
-        if !std::thread::panicking() {
-            dropped.unwrap().unwrap();
-        }
-    }
+pub fn scratch_db(port: u16, setup: &[&str]) -> ScratchDb {
+    ScratchDb::create_with(admin_opts(port), "osiris_tls", setup)
 }
 
 /// One `mysql` entry of `osiris_connections.yaml` with extra options (`ssl_mode`, `ssl_ca`, ...)

@@ -76,16 +76,12 @@ impl HostWatch {
         std::thread::spawn(move || read_beats(input, beats));
         let watch = self.clone();
         std::thread::spawn(move || {
-            let reason = match received.recv_timeout(timeout) {
-                Ok(()) => loop {
-                    match received.recv_timeout(timeout) {
-                        Ok(()) => {}
-                        Err(RecvTimeoutError::Timeout) => break no_heartbeat(timeout),
-                        Err(RecvTimeoutError::Disconnected) => break input_closed(),
-                    }
-                },
-                Err(RecvTimeoutError::Timeout) => no_heartbeat(timeout),
-                Err(RecvTimeoutError::Disconnected) => input_closed(),
+            let reason = loop {
+                match received.recv_timeout(timeout) {
+                    Ok(()) => {}
+                    Err(RecvTimeoutError::Timeout) => break no_heartbeat(timeout),
+                    Err(RecvTimeoutError::Disconnected) => break input_closed(),
+                }
             };
             watch.lost(reason);
         });
