@@ -21,15 +21,16 @@ account_works() {
 }
 server_answers() { mariadb-admin -h "$host" -P "$port" ping >/dev/null 2>&1 || mariadb -u root -e 'SELECT 1' >/dev/null 2>&1; }
 
-# The compression commands the CSV extractor's tests make their fixtures with.
+# The compression commands the CSV extractor's tests make their fixtures with, and openssl for
+# the TLS instances' certificates.
 missing_tools=()
-for tool in gzip bzip2 xz zip; do
+for tool in gzip bzip2 xz zip openssl; do
   command -v "$tool" >/dev/null 2>&1 || missing_tools+=("$tool")
 done
 if [ "${#missing_tools[@]}" -gt 0 ]; then
   echo "installing ${missing_tools[*]} (Debian packages)…" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gzip bzip2 xz-utils zip >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gzip bzip2 xz-utils zip openssl >/dev/null
 fi
 
 tls_instances() { bash "$(dirname "$0")/mysql_tls_services.sh"; }
