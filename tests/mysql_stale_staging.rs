@@ -29,7 +29,7 @@ steps:
     needs: [rows]
     config:
       connection: "@mysql.test"
-      table: target
+      table: order_items
       mode: replace
 "#
     )
@@ -38,7 +38,7 @@ steps:
 fn side_tables(db: &str) -> Vec<String> {
     let rows = mysql::query(&format!(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' \
-         AND TABLE_NAME LIKE 'target\\_\\_osiris\\_%' ORDER BY TABLE_NAME"
+         AND TABLE_NAME LIKE 'order\\_items\\_\\_osiris\\_%' ORDER BY TABLE_NAME"
     ));
     rows.into_iter().map(|r| r[0].clone().unwrap()).collect()
 }
@@ -50,18 +50,21 @@ fn lock_held(name: &str) -> bool {
 #[test]
 fn a_killed_replace_leaves_a_staging_table_that_the_next_write_drops_but_a_live_one_stays() {
     let db = ScratchDb::create(&[
-        "CREATE TABLE target (id BIGINT PRIMARY KEY, pad TEXT)",
-        "INSERT INTO target VALUES (0, 'before')",
+        "CREATE TABLE order_items (id BIGINT PRIMARY KEY, pad TEXT)",
+        "INSERT INTO order_items VALUES (0, 'before')",
         // Not a side table of a write (no run tag): never touched.
-        "CREATE TABLE target__osiris_stage_notatag (id BIGINT)",
+        "CREATE TABLE order_items__osiris_stage_notatag (id BIGINT)",
     ]);
     // A replace "running now" elsewhere: its lock held, its staging table present.
     let live_runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut live = live_runtime.block_on(mysql::admin_connection());
     live_runtime.block_on(async {
-        live.query_drop(format!("CREATE TABLE `{}`.target__osiris_stage_0badc0de LIKE `{}`.target", db.name, db.name))
-            .await
-            .unwrap();
+        live.query_drop(format!(
+            "CREATE TABLE `{}`.order_items__osiris_stage_0badc0de LIKE `{}`.order_items",
+            db.name, db.name
+        ))
+        .await
+        .unwrap();
         let got: Option<i64> = live.query_first("SELECT GET_LOCK('osiris_stage_0badc0de', 0)").await.unwrap();
         assert_eq!(got, Some(1));
     });
@@ -82,10 +85,9 @@ fn a_killed_replace_leaves_a_staging_table_that_the_next_write_drops_but_a_live_
     let mut killed_stage = String::new();
     wait_until("the replace created its staging table", Duration::from_secs(60), || {
         let tables = side_tables(&db.name);
-        match tables
-            .iter()
-            .find(|t| t.starts_with("target__osiris_stage_") && !t.ends_with("0badc0de") && !t.ends_with("notatag"))
-        {
+        match tables.iter().find(|t| {
+            t.starts_with("order_items__osiris_stage_") && !t.ends_with("0badc0de") && !t.ends_with("notatag")
+        }) {
             Some(t) => {
                 killed_stage = t.clone();
                 true
@@ -108,11 +110,11 @@ fn a_killed_replace_leaves_a_staging_table_that_the_next_write_drops_but_a_live_
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
         side_tables(&db.name),
-        ["target__osiris_stage_0badc0de", "target__osiris_stage_notatag"],
+        ["order_items__osiris_stage_0badc0de", "order_items__osiris_stage_notatag"],
         "the stale staging table is gone; the live one and the unrelated one stay"
     );
     assert_eq!(
-        mysql::query(&format!("SELECT COUNT(*), MIN(pad) FROM `{}`.target", db.name)),
+        mysql::query(&format!("SELECT COUNT(*), MIN(pad) FROM `{}`.order_items", db.name)),
         [[Some("10".to_string()), Some("new-1".to_string())]]
     );
     live_runtime.block_on(live.disconnect()).unwrap();

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use osiris_engine::driver::DriverError;
 use osiris_engine::scratch;
+use tokio_util::sync::CancellationToken;
 
 /// Marker that every temporary file name contains (`.<name>.osiris-tmp-<pid>-<n>-<nanos>`).
 pub const TEMP_MARKER: &str = ".osiris-tmp-";
@@ -90,6 +91,16 @@ impl OutputTarget {
     /// Whether the output is written in place (no temporary file, no atomicity).
     pub fn is_write_through(&self) -> bool {
         matches!(self.kind, Kind::Through)
+    }
+
+    /// A writer's [`OutputTarget::commit`]: a run cancelled by now (a signal, a lost host) gets no
+    /// output. The check sits right before the rename because finishing a file (a Parquet footer,
+    /// a large flush) can take long after the last batch was checked.
+    pub fn commit_unless_cancelled(self, cancel: &CancellationToken) -> Result<(), DriverError> {
+        if cancel.is_cancelled() {
+            return Err(DriverError::cancelled());
+        }
+        self.commit()
     }
 
     /// Makes the output final: renames the temporary file onto the target (the caller must have

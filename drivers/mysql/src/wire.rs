@@ -444,9 +444,10 @@ impl Connection {
                     continue;
                 }
                 let len = lenenc_int(payload, &mut pos).ok_or_else(|| unexpected(payload, "a text row"))? as usize;
-                let value = payload.get(pos..pos + len).ok_or_else(|| unexpected(payload, "a text row"))?;
+                let end = pos.checked_add(len).ok_or_else(|| unexpected(payload, "a text row"))?;
+                let value = payload.get(pos..end).ok_or_else(|| unexpected(payload, "a text row"))?;
                 row.push(Some(String::from_utf8_lossy(value).into_owned()));
-                pos += len;
+                pos = end;
             }
             rows.push(row);
         }

@@ -677,7 +677,9 @@ impl Job<'_> {
     }
 
     /// Runs a commit point (`COMMIT`, the `RENAME` that swaps a table in) to its end even when
-    /// the step is cancelled meanwhile: abandoning it would leave its outcome unknown.
+    /// the step is cancelled meanwhile: abandoning it would leave its outcome unknown. Only a
+    /// server silent for `read_timeout` cuts it off, and then the error says that the outcome is
+    /// unknown, so that nobody re-runs an append whose rows may have landed.
     async fn exec_to_end(&mut self, sql: &[u8], what: &str) -> Result<(), DriverError> {
         if self.opts.echo {
             tracing::info!(step = %self.t.w.step, connection = %self.t.w.connection, sql = %first_line(sql), "mysql.writer");
@@ -688,7 +690,18 @@ impl Job<'_> {
             if !matches!(e, mysql_async::Error::Server(_)) {
                 self.interrupted = true;
             }
-            map_write_error(e, &self.t.w, what)
+            let error = map_write_error(e, &self.t.w, what);
+            if error.code != "connection.timeout" {
+                return error;
+            }
+            let table = self.opts.qualified(&self.opts.table);
+            DriverError {
+                message: format!("{}; the server may or may not have completed it", error.message),
+                hint: Some(format!(
+                    "check {table} before running the step again (an append whose COMMIT landed would add its rows twice); then raise read_timeout if the server is slow rather than gone"
+                )),
+                ..error
+            }
         })
     }
 
@@ -840,7 +853,6 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Column names unique (case-insensitively, like MySQL), types writable.
     /// The qualified name of this write's `kind` side table.
     fn side_table(&self, kind: &str) -> String {
         self.opts.qualified(&side_tables::name(&self.opts.table, kind, &self.tag))
@@ -885,6 +897,7 @@ impl Job<'_> {
         }
     }
 
+    /// Column names unique (case-insensitively, like MySQL), types writable.
     fn check_input(&self, schema: &SchemaRef) -> Result<(), DriverError> {
         let mismatch = |msg: String| DriverError::new("write.schema_mismatch", format!("{}: {msg}", self.prefix()));
         if schema.fields().is_empty() {

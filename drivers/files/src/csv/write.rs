@@ -150,7 +150,7 @@ impl Driver for CsvWriterDriver {
             ctx.telemetry.add_bytes_written(buf.len() as u64);
         }
         writer.into_inner().map_err(|e| io_error(&path, "write", e.error()))?;
-        target.commit()
+        target.commit_unless_cancelled(&ctx.cancel)
     }
 }
 

@@ -133,7 +133,7 @@ impl Driver for ParquetWriterDriver {
         })
         .await
         .map_err(|e| DriverError::new("write.internal_error", format!("writer thread failed: {e}")))??;
-        target.commit()?;
+        target.commit_unless_cancelled(&ctx.cancel)?;
         ctx.telemetry.add_bytes_written(bytes);
         Ok(())
     }

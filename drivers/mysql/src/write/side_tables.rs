@@ -15,6 +15,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::errors::within;
+use crate::extract::quote_ident;
 
 const KINDS: [&str; 2] = ["stage", "old"];
 /// Hex digits of a run tag.
@@ -67,8 +68,10 @@ pub async fn drop_stale(
     table: &str,
     limit: Duration,
 ) -> Result<Vec<String>, mysql_async::Error> {
-    // The staging prefix is the shorter one; `tag_of` then picks the side tables exactly.
-    let pattern = format!("{}%", like_escape(&prefix(table, "stage")));
+    // The staging prefix is the shorter one; `tag_of` then picks the side tables exactly. No
+    // escapes: the session runs with NO_BACKSLASH_ESCAPES, where LIKE has no escape character, so
+    // a `_` or `%` of the table name stays a wildcard, which only widens the candidates.
+    let pattern = format!("{}%", prefix(table, "stage"));
     let names: Vec<String> = within(
         limit,
         conn.exec(
@@ -85,23 +88,11 @@ pub async fn drop_stale(
         if holder.flatten().is_some() {
             continue; // a write running now
         }
-        let qualified = format!("`{}`.`{}`", schema.replace('`', "``"), candidate.replace('`', "``"));
+        let qualified = format!("{}.{}", quote_ident(schema), quote_ident(&candidate));
         within(limit, conn.query_drop(format!("DROP TABLE IF EXISTS {qualified}"))).await?;
         dropped.push(candidate);
     }
     Ok(dropped)
-}
-
-/// Escapes `%`, `_` and `\` for a LIKE pattern.
-fn like_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -128,6 +119,5 @@ mod tests {
         assert_eq!(tag_of("orders", "orders__osiris_stage_0123abcx"), None);
         assert_eq!(tag_of("orders", "orders__osiris_stage_0123abcd_copy"), None);
         assert_eq!(tag_of("orders", "orders"), None);
-        assert_eq!(like_escape("a_b%c"), "a\\_b\\%c");
     }
 }
