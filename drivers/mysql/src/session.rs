@@ -142,6 +142,20 @@ impl Target {
     }
 }
 
+/// `VERIFY_CA` for the writer checks the chain and then a name the certificate holds (its client
+/// can skip no name check); a certificate that names neither the host nor anything else (a
+/// CN-only one, as MySQL's auto-generated certificates are) cannot be checked that way.
+fn verify_ca_without_names(w: &Where) -> DriverError {
+    DriverError::new(
+        "connection.tls",
+        format!(
+            "step '{}' ({}): the certificate of MySQL at {}:{} is signed by ssl_ca but holds no subjectAltName, which ssl_mode VERIFY_CA needs for mysql.writer",
+            w.step, w.connection, w.host, w.port
+        ),
+    )
+    .with_hint("give the server a certificate with a DNS or IP subjectAltName (and use VERIFY_IDENTITY with that name), or use ssl_mode: REQUIRED (encrypted, not verified)")
+}
+
 impl Target {
     /// Connects mysql_async (the writer) with `init` statements, TLS as `ssl_mode` says, within
     /// `connect_timeout`. `PREFERRED` connects again in plaintext when the server has no TLS.
@@ -151,10 +165,14 @@ impl Target {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let plain = self.opts(init);
             let verify_ca_name = if self.tls.mode == SslMode::VerifyCa {
-                let names = crate::wire::Connection::certificate_names(&self.connect_options())
+                let mismatch = crate::wire::Connection::certificate_names(&self.connect_options())
                     .await
                     .map_err(|e| map_wire_error(e, &self.w, true))?;
-                names.into_iter().next()
+                match mismatch.map(|names| names.into_iter().next()) {
+                    None => None,
+                    Some(Some(name)) => Some(name),
+                    Some(None) => return Err(verify_ca_without_names(&self.w)),
+                }
             } else {
                 None
             };

@@ -243,13 +243,25 @@ impl ServerCertVerifier for EncryptOnly {
 }
 
 /// Where [`TlsOptions::client_config_noting`] puts the names of a certificate.
-pub type NamesSeen = Arc<std::sync::Mutex<Vec<String>>>;
+pub type NamesSeen = Arc<std::sync::Mutex<Option<Vec<String>>>>;
 
 /// `VERIFY_CA`: the chain must lead to a trusted root; the names in the certificate do not matter.
 #[derive(Debug)]
 struct ChainOnly {
     webpki: Arc<WebPkiServerVerifier>,
     names: Option<NamesSeen>,
+}
+
+impl ChainOnly {
+    /// The certificate does not name the host: `Some` of the names it presents (none, when it has
+    /// no subjectAltName to read).
+    fn note_mismatch(&self, presented: Vec<String>) {
+        if let Some(names) = &self.names
+            && let Ok(mut names) = names.lock()
+        {
+            names.get_or_insert_with(Vec::new).extend(presented);
+        }
+    }
 }
 
 impl ServerCertVerifier for ChainOnly {
@@ -263,14 +275,11 @@ impl ServerCertVerifier for ChainOnly {
     ) -> Result<ServerCertVerified, rustls::Error> {
         match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. })) => {
-                if let Some(names) = &self.names
-                    && let Ok(mut names) = names.lock()
-                {
-                    names.extend(presented);
-                }
+                self.note_mismatch(presented);
                 Ok(ServerCertVerified::assertion())
             }
             Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) => {
+                self.note_mismatch(Vec::new());
                 Ok(ServerCertVerified::assertion())
             }
             other => other,

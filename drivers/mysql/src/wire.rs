@@ -228,9 +228,9 @@ impl Connection {
     }
 
     /// `VERIFY_CA` for a client that can only check names (mysql_async): runs the TLS handshake
-    /// alone, checking the certificate chain, and returns the names the certificate holds when
-    /// they do not include the host (empty when they do). Nothing is logged in.
-    pub async fn certificate_names(opts: &ConnectOptions) -> Result<Vec<String>> {
+    /// alone, checking the certificate chain, and returns `None` when the certificate names the
+    /// host, else the usable names it holds (empty when it has none). Nothing is logged in.
+    pub async fn certificate_names(opts: &ConnectOptions) -> Result<Option<Vec<String>>> {
         let mut conn = Connection::open(opts).await?;
         let packet = conn.read_owned().await?;
         if packet.first() == Some(&0xFF) {
@@ -248,7 +248,7 @@ impl Connection {
         conn.start_tls(opts, config, version).await?;
         let _ = conn.stream.shutdown().await;
         let seen = names.lock().map(|n| n.clone()).unwrap_or_default();
-        Ok(seen.iter().filter_map(|n| crate::tls::usable_name(n)).collect())
+        Ok(seen.map(|names| names.iter().filter_map(|n| crate::tls::usable_name(n)).collect()))
     }
 
     async fn open(opts: &ConnectOptions) -> Result<Connection> {
