@@ -589,15 +589,28 @@ enum Signalled {
     Unreachable,
 }
 
+/// Sends `signal` to the worker, trying [`SIGNAL_ATTEMPTS`] times: the first request after a
+/// lost stream often goes out on a pooled connection that died with it, and a signal is safe to
+/// repeat.
 async fn signal_worker(sandbox: &Sandbox, pid: u32, signal: Signal) -> Signalled {
-    match tokio::time::timeout(KILL_TIMEOUT, sandbox.send_signal(pid, signal)).await {
-        Ok(Ok(())) => Signalled::Delivered,
-        Ok(Err(E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. } | E2bError::SandboxGone { .. })) => {
-            Signalled::Gone
+    for attempt in 1..=SIGNAL_ATTEMPTS {
+        match tokio::time::timeout(KILL_TIMEOUT, sandbox.send_signal(pid, signal)).await {
+            Ok(Ok(())) => return Signalled::Delivered,
+            Ok(Err(
+                E2bError::Rpc { code: crate::e2b::protocol::Code::NotFound, .. } | E2bError::SandboxGone { .. },
+            )) => {
+                return Signalled::Gone;
+            }
+            _ if attempt < SIGNAL_ATTEMPTS => tokio::time::sleep(SIGNAL_RETRY_PAUSE).await,
+            _ => {}
         }
-        _ => Signalled::Unreachable,
     }
+    Signalled::Unreachable
 }
+
+/// How often, and how far apart, the host tries to signal a worker whose stream it lost.
+const SIGNAL_ATTEMPTS: u32 = 3;
+const SIGNAL_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Whether envd stops listing the process `pid` within `grace`.
 async fn ended_within(sandbox: &Sandbox, pid: u32, grace: Duration) -> bool {
