@@ -108,11 +108,43 @@ fn a_sql_join_is_identical_through_every_adapter() {
     assert_same(&runs);
 }
 
+/// A SQL step that fails while it is planned, beside a writer of the same input. The writer keeps
+/// the extractor reading to its end: were the failing step its only consumer, how many rows the
+/// extractor sent before the failure dropped its input would depend on the machine's load, and
+/// the runs would differ for a reason that is not the adapter.
+const FAILING: &str = r#"oml_version: "0.1.0"
+name: failing
+steps:
+  - id: extract-orders
+    component: filesystem.csv_extractor
+    mode: read
+    config: {path: data/orders.csv}
+  - id: keep
+    component: filesystem.csv_writer
+    mode: write
+    needs: [extract-orders]
+    config: {path: out/orders.csv}
+  - id: totals
+    component: sql.processor
+    mode: transform
+    needs: [extract-orders]
+    config:
+      query: "SELECT no_such_column FROM df_extract_orders"
+  - id: write
+    component: filesystem.csv_writer
+    mode: write
+    needs: [totals]
+    config: {path: out/totals.csv}
+"#;
+
 #[test]
 fn a_failing_step_fails_the_same_way_through_every_adapter() {
-    let query = "SELECT no_such_column FROM df_extract_orders";
+    let setup = |p: &Project| {
+        p.write("data/orders.csv", ORDERS);
+        p.write("pipeline.yaml", FAILING);
+    };
     let (targets, _server) = targets();
-    let runs = run_everywhere(&targets, &join_setup(query), &["run", "pipeline.yaml"], &[], &["out/totals.csv"]);
+    let runs = run_everywhere(&targets, &setup, &["run", "pipeline.yaml"], &[], &["out/totals.csv"]);
     let (_, first) = &runs[0];
     assert_eq!(first.output.status.code(), Some(1), "{}", describe(&first.output));
     let (code, step, _) = first.normalized.failure.clone().unwrap();
