@@ -318,7 +318,14 @@ fn a_lost_stream_gets_the_worker_stopped_through_envd() {
     let (output, result) = finished(host);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let message = result["message"].as_str().unwrap_or_default().to_string();
-    assert!(message.contains("stopped through envd (SIGTERM) and rolled back"), "{message}");
+    // Either the host's SIGTERM through envd stopped the worker, or the worker, its own output
+    // stream broken too, had already cancelled itself and exited when the signal came: both
+    // before the host reported, and the table check below tells either from a commit.
+    assert!(
+        message.contains("stopped through envd (SIGTERM) and rolled back")
+            || message.contains("it is no longer running"),
+        "{message}"
+    );
     assert!(workers_under(server.root.path()).is_empty(), "the host reported once the worker was gone");
     fixture.assert_untouched();
 }
