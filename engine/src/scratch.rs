@@ -10,19 +10,17 @@
 //!
 //! The lock is taken before the file appears under its name: [`create_locked`] creates and locks
 //! it under a private name first and renames it into place, so no other run can ever see the name
-//! unlocked while its owner lives.
+//! unlocked while its owner lives. A private name left by a crash between creation and rename is
+//! removed like any abandoned file; a creator whose private name a clean-up took in the instant
+//! before its lock simply tries a new one.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 /// The private-name prefix of a scratch file being created (`.osiris-locking-<pid>-<n>-<name>`).
 const LOCKING_PREFIX: &str = ".osiris-locking-";
-
-/// A private name left behind by a crash between create and rename is removed after this long.
-const LOCKING_LEFTOVER_AGE: Duration = Duration::from_secs(60);
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -30,17 +28,40 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// lives as long as the returned file and its [`File::try_clone`]s.
 pub fn create_locked(path: &Path) -> io::Result<File> {
     let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let private = path.with_file_name(format!("{LOCKING_PREFIX}{}-{n}-{}", std::process::id(), name.to_string_lossy()));
-    let file = OpenOptions::new().read(true).write(true).create_new(true).open(&private)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let private =
+            path.with_file_name(format!("{LOCKING_PREFIX}{}-{n}-{}", std::process::id(), name.to_string_lossy()));
+        match place_locked(&private, path) {
+            Ok(file) => return Ok(file),
+            // Another run's clean-up took the private name for a crash's leftover in the instant
+            // between its creation and its lock: try a new one.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && attempt < CREATE_ATTEMPTS => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How often [`create_locked`] tries a new private name.
+const CREATE_ATTEMPTS: u32 = 3;
+
+/// Creates `private`, locks it and renames it onto `path`; `Interrupted` when a clean-up removed
+/// or held the private name meanwhile.
+fn place_locked(private: &Path, path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new().read(true).write(true).create_new(true).open(private)?;
     let placed = lock(&file).and_then(|()| {
         if path.exists() {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
         }
-        std::fs::rename(&private, path)
+        std::fs::rename(private, path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => io::Error::new(io::ErrorKind::Interrupted, "the private name was removed"),
+            _ => e,
+        })
     });
     if let Err(e) = placed {
-        let _ = std::fs::remove_file(&private);
+        let _ = std::fs::remove_file(private);
         return Err(e);
     }
     Ok(file)
@@ -49,7 +70,9 @@ pub fn create_locked(path: &Path) -> io::Result<File> {
 fn lock(file: &File) -> io::Result<()> {
     match file.try_lock() {
         Ok(()) => Ok(()),
-        Err(TryLockError::WouldBlock) => Err(io::Error::other("a fresh scratch file is locked by someone else")),
+        Err(TryLockError::WouldBlock) => {
+            Err(io::Error::new(io::ErrorKind::Interrupted, "a clean-up holds the fresh scratch file"))
+        }
         // A file system without locks (some network or FUSE mounts): the file works all the
         // same; it is just never taken for abandoned, since no lock can be taken on it either.
         Err(TryLockError::Error(_)) => Ok(()),
@@ -75,7 +98,7 @@ pub fn remove_abandoned(dir: &Path, recognised: impl Fn(&str) -> bool) -> Vec<Pa
         let path = entry.path();
         let regular = entry.file_type().is_ok_and(|t| t.is_file());
         let stale = if let Some(rest) = name.strip_prefix(LOCKING_PREFIX) {
-            recognised(private_target_name(rest)) && is_abandoned(&path) && older_than(&path, LOCKING_LEFTOVER_AGE)
+            recognised(private_target_name(rest)) && is_abandoned(&path)
         } else {
             recognised(&name) && is_abandoned(&path)
         };
@@ -89,10 +112,6 @@ pub fn remove_abandoned(dir: &Path, recognised: impl Fn(&str) -> bool) -> Vec<Pa
 /// `<pid>-<n>-<name>` → `<name>`.
 fn private_target_name(rest: &str) -> &str {
     rest.splitn(3, '-').nth(2).unwrap_or_default()
-}
-
-fn older_than(path: &Path, age: Duration) -> bool {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|e| e > age)
 }
 
 #[cfg(test)]
@@ -118,6 +137,15 @@ mod tests {
         assert!(names.iter().all(|n| !n.starts_with(LOCKING_PREFIX)), "{names:?}");
         drop(held);
         assert!(is_abandoned(&held_path));
+    }
+
+    #[test]
+    fn a_private_name_left_by_a_crash_is_removed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let leftover = dir.path().join(format!("{LOCKING_PREFIX}4242-0-x.tmp"));
+        std::fs::write(&leftover, "killed between create and rename").unwrap();
+        assert_eq!(remove_abandoned(dir.path(), |name| name.ends_with(".tmp")), vec![leftover.clone()]);
+        assert!(!leftover.exists());
     }
 
     #[test]
