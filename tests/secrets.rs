@@ -57,6 +57,26 @@ steps:
     project
 }
 
+/// Runs `p.yaml` on `target` with `--json`, then with `--verbose`, the probe's password in the
+/// environment; each run must exit with `code` (`what` names the case in failures).
+fn run_with_probe(project: &Project, target: &Target, code: i32, what: &str) -> Vec<std::process::Output> {
+    [["--json"], ["--verbose"]]
+        .into_iter()
+        .map(|extra| {
+            let output = project
+                .osiris(&["run", "p.yaml"])
+                .args(&target.args)
+                .args(extra)
+                .env("PROBE_PASSWORD", PROBE_PASSWORD)
+                .envs(target.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(code), "{} {what}: {}", target.name, describe(&output));
+            output
+        })
+        .collect()
+}
+
 #[test]
 fn no_adapter_leaks_a_connection_password() {
     let db = ScratchDb::create(&[
@@ -66,19 +86,7 @@ fn no_adapter_leaks_a_connection_password() {
     let server = LocalSandboxServer::start();
     for target in targets(&server) {
         let project = project(&db);
-        let mut outputs = Vec::new();
-        for extra in [["--json"], ["--verbose"]] {
-            let output = project
-                .osiris(&["run", "p.yaml"])
-                .args(&target.args)
-                .args(extra)
-                .env("PROBE_PASSWORD", PROBE_PASSWORD)
-                .envs(target.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .output()
-                .unwrap();
-            assert_eq!(output.status.code(), Some(0), "{}: {}", target.name, describe(&output));
-            outputs.push(output);
-        }
+        let outputs = run_with_probe(&project, &target, 0, "");
         assert_eq!(project.read_text("out/env.csv"), "id,label\n1,a\n2,b\n");
         assert_eq!(project.read_text("out/literal.csv"), "id,label\n1,a\n2,b\n");
         let runs = project.run_dirs();
@@ -175,19 +183,7 @@ fn connection_fields_named_like_secrets_leak_nowhere_on_any_adapter() {
         // connection), each with --json and --verbose.
         for (query, code) in [("SELECT id, label FROM t ORDER BY id", 0), ("SELECT nope FROM t", 1)] {
             let project = planted_project(&db, query);
-            let mut outputs = Vec::new();
-            for extra in [["--json"], ["--verbose"]] {
-                let output = project
-                    .osiris(&["run", "p.yaml"])
-                    .args(&target.args)
-                    .args(extra)
-                    .env("PROBE_PASSWORD", PROBE_PASSWORD)
-                    .envs(target.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .output()
-                    .unwrap();
-                assert_eq!(output.status.code(), Some(code), "{} {query}: {}", target.name, describe(&output));
-                outputs.push(output);
-            }
+            let mut outputs = run_with_probe(&project, &target, code, query);
             if code == 0 {
                 assert_eq!(project.read_text("out/t.csv"), "id,label\n1,a\n2,b\n");
             }
